@@ -1,0 +1,29 @@
+# Two commands for a fresh machine: `make up` (install + start everything) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: up down test lint bench install
+
+$(BIN)/deeplens-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[local,test]'
+	touch $@
+
+install: $(BIN)/deeplens-installed
+
+up: install
+	$(BIN)/deeplens up
+
+down:
+	$(BIN)/deeplens down
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	DAGSTER_HOME=$$(mktemp -d) $(BIN)/dg check defs
+
+test: lint
+	$(BIN)/pytest

@@ -1,0 +1,103 @@
+"""Schema migrations for the catalog, applied in order and recorded in ``schema_version``.
+
+The catalog lives in its own PostgreSQL schema (``deeplens``) so that it can share a database
+with Dagster's storage without name clashes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "deeplens"
+
+MIGRATIONS: list[str] = [
+    # 1: tenants, images, outbox, embeddings
+    """
+    CREATE TABLE deeplens.tenants (
+        tenant_id        text PRIMARY KEY,
+        name             text NOT NULL,
+        api_key_hash     text NOT NULL UNIQUE,
+        model            text NOT NULL,
+        collection_alias text NOT NULL,
+        created_at       timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE deeplens.images (
+        image_id              uuid PRIMARY KEY,
+        tenant_id             text NOT NULL REFERENCES deeplens.tenants ON DELETE CASCADE,
+        sha256                text NOT NULL,
+        blob_key              text NOT NULL,
+        file_name             text NOT NULL,
+        content_type          text NOT NULL,
+        file_size             bigint NOT NULL,
+        width                 integer NOT NULL,
+        height                integer NOT NULL,
+        uploaded_by           text,
+        metadata              jsonb NOT NULL DEFAULT '{}'::jsonb,
+        status                text NOT NULL,
+        failure_reason        text,
+        event_id              uuid NOT NULL,
+        correlation_id        uuid NOT NULL,
+        uploaded_at           timestamptz NOT NULL DEFAULT now(),
+        processing_started_at timestamptz,
+        embedded_at           timestamptz,
+        indexed_at            timestamptz,
+        updated_at            timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (tenant_id, sha256)
+    );
+    CREATE INDEX images_tenant_status ON deeplens.images (tenant_id, status);
+    CREATE TABLE deeplens.outbox (
+        id         bigserial PRIMARY KEY,
+        topic      text NOT NULL,
+        key        text NOT NULL,
+        payload    jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        sent_at    timestamptz
+    );
+    CREATE INDEX outbox_unsent ON deeplens.outbox (id) WHERE sent_at IS NULL;
+    CREATE TABLE deeplens.embeddings (
+        image_id      uuid NOT NULL REFERENCES deeplens.images ON DELETE CASCADE,
+        model         text NOT NULL,
+        model_version text NOT NULL,
+        vector        bytea NOT NULL,
+        created_at    timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (image_id, model)
+    );
+    -- Wake-ups: the outbox relay listens on deeplens_outbox, WebSocket status pushes on
+    -- deeplens_image (payload: the image id).
+    CREATE FUNCTION deeplens.notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_notify('deeplens_outbox', ''); RETURN NULL; END $$;
+    CREATE TRIGGER outbox_notify AFTER INSERT ON deeplens.outbox
+        FOR EACH STATEMENT EXECUTE FUNCTION deeplens.notify_outbox();
+    CREATE FUNCTION deeplens.notify_image() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_notify('deeplens_image', NEW.image_id::text); RETURN NULL; END $$;
+    CREATE TRIGGER image_notify AFTER UPDATE OF status, embedded_at ON deeplens.images
+        FOR EACH ROW EXECUTE FUNCTION deeplens.notify_image();
+    """,
+]
+
+
+def migrate(conn: psycopg.Connection) -> int:
+    """Bring the catalog schema up to date; returns the schema version. Safe to run concurrently."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('deeplens.migrate'))")
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_version ("
+            " version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        row = conn.execute(
+            f"SELECT coalesce(max(version), 0) FROM {SCHEMA}.schema_version"
+        ).fetchone()
+        current = int(row[0]) if row else 0
+        for version, sql in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            log.info("applying catalog migration %d", version)
+            conn.execute(sql)
+            conn.execute(f"INSERT INTO {SCHEMA}.schema_version (version) VALUES (%s)", (version,))
+            current = version
+    return current

@@ -1,0 +1,227 @@
+"""The three ingest stages as plain functions; the Dagster assets are thin wrappers over them.
+
+A batch names its images; an empty batch means the whole tenant (a backfill from the UI).
+Every stage is idempotent: completed images are skipped, stored embeddings are reused, and
+point ids are image ids, so re-running a batch changes nothing that was already done.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import psycopg
+from qdrant_client import QdrantClient
+
+from deeplens import events, vectors
+from deeplens.blobs import BlobStore
+from deeplens.catalog import embeddings as stored
+from deeplens.catalog import images as catalog
+from deeplens.catalog.images import Image
+from deeplens.naming import physical_collection
+from deeplens.status import processing_steps
+
+RETRYABLE = ("uploaded", "queued", "processing", "failed")
+
+
+def select(conn: psycopg.Connection, tenant_id: str, image_ids: Sequence[str]) -> list[Image]:
+    """The batch's images (not yet completed), or every image of the tenant for a rebuild."""
+    if image_ids:
+        rows = catalog.get_many(conn, tenant_id, [uuid.UUID(i) for i in image_ids])
+        return [r for r in rows if r.status in RETRYABLE]
+    return catalog.for_tenant(conn, tenant_id, (*RETRYABLE, "completed"))
+
+
+def fail(
+    conn: psycopg.Connection, tenant_id: str, failures: dict[uuid.UUID, str], stage: str
+) -> int:
+    """Mark images failed and enqueue one ``processing.failed`` event each, in one transaction."""
+    if not failures:
+        return 0
+    with conn.transaction():
+        changed = catalog.mark_failed(conn, tenant_id, failures)
+        for image in changed:
+            event = events.ProcessingFailed(
+                tenant_id=tenant_id,
+                correlation_id=image.correlation_id,
+                data=events.ProcessingFailedData(
+                    image_id=image.image_id, reason=image.failure_reason or "", stage=stage
+                ),
+            )
+            catalog.enqueue(conn, events.TOPIC_FAILED, tenant_id, event)
+    return len(changed)
+
+
+@dataclass
+class EmbedOutcome:
+    embedded: int = 0
+    reused: int = 0
+    failed: dict[uuid.UUID, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    decode_threads: int = 0
+
+
+EmbedFn = Callable[[list[bytes]], tuple[np.ndarray, dict[int, str]]]
+
+
+def embed(
+    conn: psycopg.Connection,
+    blobs: BlobStore,
+    rows: list[Image],
+    embed_fn: EmbedFn,
+    model: str,
+    model_version: str,
+    chunk: int,
+) -> EmbedOutcome:
+    """Embed the images that have no stored vector for this model version yet."""
+    outcome = EmbedOutcome()
+    by_id = {r.image_id: r for r in rows}
+    need = stored.missing(conn, model, model_version, list(by_id))
+    outcome.reused = len(by_id) - len(need)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for offset in range(0, len(need), chunk):
+            ids = need[offset : offset + chunk]
+            data = list(pool.map(lambda i: _read(blobs, by_id[i]), ids))
+            readable = [(i, d) for i, d in zip(ids, data, strict=True) if isinstance(d, bytes)]
+            for i, d in zip(ids, data, strict=True):
+                if isinstance(d, str):
+                    outcome.failed[i] = d
+            if not readable:
+                continue
+            vecs, errors = embed_fn([d for _, d in readable])
+            ok_ids = [i for n, (i, _) in enumerate(readable) if n not in errors]
+            for n, reason in errors.items():
+                outcome.failed[readable[n][0]] = f"could not decode the image: {reason}"
+            if ok_ids:
+                with conn.transaction():
+                    stored.store(conn, model, model_version, ok_ids, vecs)
+                    catalog.mark_embedded(conn, ok_ids)
+                outcome.embedded += len(ok_ids)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _read(blobs: BlobStore, image: Image) -> bytes | str:
+    try:
+        return blobs.get(image.blob_key)
+    except OSError as exc:
+        return f"image bytes missing from the blob store ({exc.strerror or exc})"
+
+
+def payload(image: Image) -> dict[str, object]:
+    return {
+        "tenantId": image.tenant_id,
+        "imageId": str(image.image_id),
+        "fileName": image.file_name,
+        "contentType": image.content_type,
+        "uploadedAt": image.uploaded_at.isoformat(),
+    }
+
+
+@dataclass
+class IndexOutcome:
+    collection: str
+    indexed: int = 0
+    completed: int = 0
+    rebuilt_from: str | None = None
+    seconds: float = 0.0
+    missing_vectors: list[uuid.UUID] = field(default_factory=list)
+
+
+def index(
+    conn: psycopg.Connection,
+    client: QdrantClient,
+    alias: str,
+    rows: list[Image],
+    model: str,
+    model_version: str,
+    rebuild: bool,
+    tenant_id: str,
+    dim: int,
+) -> IndexOutcome:
+    """Upsert the batch's vectors under the tenant's alias, or rebuild the collection and swap.
+
+    Images become ``completed`` here, and each gets its ``processing.completed`` event in the
+    same transaction.
+    """
+    started = time.perf_counter()
+    candidates = [r for r in rows if r.status != "failed" or rebuild]
+    vecs = stored.load(conn, model, model_version, [r.image_id for r in candidates])
+    ready = [r for r in candidates if r.image_id in vecs]
+    outcome = IndexOutcome(collection=alias)
+    outcome.missing_vectors = [r.image_id for r in candidates if r.image_id not in vecs]
+    rebuild_started = datetime.now(UTC)
+    if rebuild:
+        target = physical_collection(tenant_id, model)
+        vectors.create_collection(client, target, dim)
+    else:
+        target = alias
+    for offset in range(0, len(ready), 512):
+        part = ready[offset : offset + 512]
+        matrix = np.stack([vecs[r.image_id] for r in part]) if part else np.zeros((0, dim))
+        vectors.upsert(
+            client, target, [r.image_id for r in part], matrix, [payload(r) for r in part]
+        )
+    outcome.indexed = len(ready)
+    if rebuild:
+        old = vectors.swap_alias(client, alias, target)
+        _catch_up(conn, client, target, tenant_id, model, model_version, rebuild_started)
+        if old is not None and old != target:
+            client.delete_collection(old)
+        outcome.rebuilt_from = old
+        outcome.collection = target
+    with conn.transaction():
+        done = catalog.mark_completed(
+            conn, tenant_id, [r.image_id for r in ready if r.status != "completed"]
+        )
+        now = datetime.now(UTC)
+        for image in done:
+            event = events.ProcessingCompleted(
+                tenant_id=tenant_id,
+                correlation_id=image.correlation_id,
+                data=events.ProcessingCompletedData(
+                    image_id=image.image_id,
+                    total_processing_time_ms=int(
+                        ((image.indexed_at or now) - image.uploaded_at).total_seconds() * 1000
+                    ),
+                    searchable_after=image.indexed_at or now,
+                    processing_steps=processing_steps(image, now),
+                    model_name=model,
+                    model_version=model_version,
+                    collection=alias,
+                ),
+            )
+            catalog.enqueue(conn, events.TOPIC_COMPLETED, tenant_id, event)
+    outcome.completed = len(done)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _catch_up(
+    conn: psycopg.Connection,
+    client: QdrantClient,
+    target: str,
+    tenant_id: str,
+    model: str,
+    model_version: str,
+    since: datetime,
+) -> None:
+    """Images indexed into the old collection while the new one was being built."""
+    late = [
+        r
+        for r in catalog.for_tenant(conn, tenant_id, ("completed",))
+        if r.indexed_at and r.indexed_at >= since
+    ]
+    vecs = stored.load(conn, model, model_version, [r.image_id for r in late])
+    late = [r for r in late if r.image_id in vecs]
+    if late:
+        matrix = np.stack([vecs[r.image_id] for r in late])
+        vectors.upsert(
+            client, target, [r.image_id for r in late], matrix, [payload(r) for r in late]
+        )

@@ -1,0 +1,53 @@
+"""Configuration read from ``DEEPLENS_*`` environment variables.
+
+Every process (the API, the Dagster code location, run workers, the CLI) builds a ``Settings``
+when it needs one; nothing is read at import time. ``deeplens up`` fills in the URLs of the
+embedded servers it starts, so child processes always see a complete configuration.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEEPLENS_", extra="ignore")
+
+    home: Path = Field(Path(".deeplens"), description="Where the local stack keeps its data.")
+    database_url: str | None = Field(None, description="PostgreSQL URL (catalog + Dagster).")
+    dagster_database_url: str | None = Field(
+        None, description="PostgreSQL URL for Dagster's storage; defaults to database_url."
+    )
+    kafka_bootstrap: str | None = Field(None, description="Kafka bootstrap servers.")
+    qdrant_url: str | None = Field(None, description="Qdrant REST URL.")
+    qdrant_api_key: str | None = Field(None, description="Qdrant API key, if the server needs one.")
+    redis_url: str | None = Field(None, description="Redis URL (search cache, rate limits).")
+    blob_root: Path | None = Field(None, description="Directory for image bytes.")
+    admin_key: str | None = Field(None, description="Key for /api/v1/admin endpoints.")
+    model: str = Field("efficientnet_lite0", description="Model registry entry to embed with.")
+    public_url: str = Field("http://127.0.0.1:8000", description="Where the search API answers.")
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, gt=0, description="Largest image the API accepts (uploads and queries)."
+    )
+
+    def resolved_blob_root(self) -> Path:
+        return (self.blob_root or self.home / "blobs").resolve()
+
+    def require(self, name: str) -> str:
+        """The value of a URL setting that a running service cannot do without."""
+        value = getattr(self, name)
+        if not value:
+            raise RuntimeError(
+                f"DEEPLENS_{name.upper()} is not set: start the system with `deeplens up`, "
+                "or point the variable at a running server."
+            )
+        return str(value)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

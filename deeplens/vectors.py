@@ -1,0 +1,130 @@
+"""The tenant's vectors in Qdrant: a physical collection behind the seeds' alias name.
+
+Everything here goes through an unmodified ``qdrant_client.QdrantClient``, so the same code
+runs against a Qdrant cluster and against the local server of the embedded stack.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+
+from deeplens.naming import collection_alias, physical_collection, point_id
+
+
+@dataclass(frozen=True)
+class Hit:
+    image_id: uuid.UUID
+    score: float
+    payload: dict[str, Any]
+
+
+def alias_target(client: QdrantClient, alias: str) -> str | None:
+    for item in client.get_aliases().aliases:
+        if item.alias_name == alias:
+            return item.collection_name
+    return None
+
+
+def create_collection(client: QdrantClient, name: str, dim: int) -> None:
+    client.create_collection(
+        name,
+        vectors_config=qm.VectorParams(size=dim, distance=qm.Distance.COSINE),
+        hnsw_config=qm.HnswConfigDiff(m=16, ef_construct=128),
+    )
+    client.create_payload_index(name, "tenantId", qm.PayloadSchemaType.KEYWORD)
+
+
+def ensure_tenant_collection(client: QdrantClient, tenant_id: str, model: str, dim: int) -> str:
+    """Create the tenant's first physical collection and its alias, unless they exist."""
+    alias = collection_alias(tenant_id, model)
+    if alias_target(client, alias) is None:
+        name = physical_collection(tenant_id, model)
+        create_collection(client, name, dim)
+        client.update_collection_aliases(
+            [
+                qm.CreateAliasOperation(
+                    create_alias=qm.CreateAlias(collection_name=name, alias_name=alias)
+                )
+            ]
+        )
+    return alias
+
+
+def swap_alias(client: QdrantClient, alias: str, new_collection: str) -> str | None:
+    """Point ``alias`` at ``new_collection`` in one atomic request; returns the old target."""
+    old = alias_target(client, alias)
+    actions: list[Any] = []
+    if old is not None:
+        actions.append(qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name=alias)))
+    actions.append(
+        qm.CreateAliasOperation(
+            create_alias=qm.CreateAlias(collection_name=new_collection, alias_name=alias)
+        )
+    )
+    client.update_collection_aliases(actions)
+    return old
+
+
+def drop_tenant(client: QdrantClient, tenant_id: str, model: str) -> list[str]:
+    """Delete every physical collection of the tenant (and so its alias)."""
+    prefix = collection_alias(tenant_id, model) + "_v"
+    dropped = [c.name for c in client.get_collections().collections if c.name.startswith(prefix)]
+    alias = collection_alias(tenant_id, model)
+    if alias_target(client, alias) is not None:
+        client.update_collection_aliases(
+            [qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name=alias))]
+        )
+    for name in dropped:
+        client.delete_collection(name)
+    return dropped
+
+
+def upsert(
+    client: QdrantClient,
+    collection: str,
+    image_ids: Sequence[uuid.UUID],
+    vectors: np.ndarray,
+    payloads: Sequence[dict[str, Any]],
+) -> None:
+    client.upsert(
+        collection,
+        points=qm.Batch(
+            ids=[point_id(i) for i in image_ids],
+            vectors=vectors.astype(np.float32).tolist(),
+            payloads=list(payloads),
+        ),
+        wait=True,
+    )
+
+
+def search(
+    client: QdrantClient,
+    collection: str,
+    query: np.ndarray | uuid.UUID,
+    limit: int,
+    exclude: uuid.UUID | None = None,
+) -> list[Hit]:
+    query_filter = None
+    if exclude is not None:
+        query_filter = qm.Filter(must_not=[qm.HasIdCondition(has_id=[point_id(exclude)])])
+    response = client.query_points(
+        collection,
+        query=point_id(query) if isinstance(query, uuid.UUID) else query.astype(float).tolist(),
+        limit=limit,
+        query_filter=query_filter,
+        with_payload=True,
+    )
+    return [
+        Hit(uuid.UUID(str(p.id)), float(p.score), dict(p.payload or {})) for p in response.points
+    ]
+
+
+def count(client: QdrantClient, collection: str) -> int:
+    return int(client.count(collection, exact=True).count)

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import psycopg
+from psycopg_pool import ConnectionPool
+from pydantic import Field, PrivateAttr
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """The PostgreSQL catalog (tenants, images, outbox, embeddings) through a small pool."""
+
+    url: str = Field(description="PostgreSQL URL of the catalog (DEEPLENS_DATABASE_URL).")
+    max_connections: int = Field(default=4, description="Pool size for one run or sensor tick.")
+
+    _pool: ConnectionPool | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.max_connections,
+            open=True,
+            kwargs={"autocommit": True},
+            name="deeplens-dagster",
+        )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._pool is not None:
+            self._pool.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        if self._pool is None:
+            raise RuntimeError("CatalogResource used outside of a run or sensor")
+        with self._pool.connection() as conn:
+            yield conn

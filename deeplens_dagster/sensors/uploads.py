@@ -1,0 +1,138 @@
+"""Kafka → runs: reads `deeplens.images.uploaded` from the offsets in the cursor.
+
+No consumer group and no commits: the cursor (per-partition offsets plus the broker's cluster
+id) is the only state, and it advances exactly with the runs requested. A malformed event, or
+one for a tenant that no longer exists, goes to `deeplens.processing.failed` with the reason.
+"""
+
+import json
+import time
+import uuid
+
+import dagster as dg
+from confluent_kafka import TopicPartition
+
+from deeplens import batching, events
+from deeplens.catalog import tenants
+from deeplens.kafka import produce_all
+from deeplens_dagster.jobs import ingest_job
+from deeplens_dagster.resources import CatalogResource, KafkaResource
+
+MAX_BATCH = 512
+MAX_MESSAGES = 4096
+READ_SECONDS = 2.0
+
+
+def read_cursor(cursor: str | None) -> tuple[str | None, dict[int, int]]:
+    if not cursor:
+        return None, {}
+    state = json.loads(cursor)
+    return state.get("cluster"), {int(p): int(o) for p, o in state.get("offsets", {}).items()}
+
+
+def write_cursor(cluster: str | None, offsets: dict[int, int]) -> str:
+    return json.dumps(
+        {"cluster": cluster, "offsets": {str(p): o for p, o in sorted(offsets.items())}}
+    )
+
+
+def read_messages(
+    kafka: KafkaResource, offsets: dict[int, int], cluster: str | None
+) -> tuple[str, dict[int, int], list[batching.Message]]:
+    """Messages from each partition's cursor offset on; resets offsets if the broker is new."""
+    consumer = kafka.consumer()
+    try:
+        metadata = consumer.list_topics(events.TOPIC_UPLOADED, timeout=10)
+        current_cluster = str(metadata.cluster_id)
+        if cluster is not None and cluster != current_cluster:
+            offsets = {}  # a different (or restarted, in-memory) broker: its log starts over
+        topic = metadata.topics.get(events.TOPIC_UPLOADED)
+        partitions = sorted(topic.partitions) if topic is not None else []
+        start = {p: offsets.get(p, 0) for p in partitions}
+        if not partitions:
+            return current_cluster, start, []
+        consumer.assign([TopicPartition(events.TOPIC_UPLOADED, p, o) for p, o in start.items()])
+        out: list[batching.Message] = []
+        deadline = time.monotonic() + READ_SECONDS
+        while len(out) < MAX_MESSAGES and time.monotonic() < deadline:
+            got = consumer.consume(min(1000, MAX_MESSAGES - len(out)), timeout=0.2)
+            if not got:
+                break
+            out.extend(
+                batching.Message(m.partition() or 0, m.offset() or 0, m.value())
+                for m in got
+                if m.error() is None
+            )
+        return current_cluster, start, out
+    finally:
+        consumer.close()
+
+
+@dg.sensor(
+    job=ingest_job,
+    minimum_interval_seconds=1,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Turns upload events on Kafka into ingest runs, one per tenant batch.",
+)
+def image_upload_sensor(
+    context: dg.SensorEvaluationContext, kafka: KafkaResource, catalog_db: CatalogResource
+) -> dg.SensorResult:
+    cluster, offsets = read_cursor(context.cursor)
+    cluster, start, messages = read_messages(kafka, offsets, cluster)
+    known: dict[str, bool] = {}
+
+    def tenant_exists(tenant_id: str) -> bool:
+        if tenant_id not in known:
+            with catalog_db.connection() as conn:
+                known[tenant_id] = tenants.get(conn, tenant_id) is not None
+        return known[tenant_id]
+
+    plan = batching.plan(messages, tenant_exists, MAX_BATCH, start)
+    if plan.rejected:
+        produce_all(kafka.producer, [_rejection(r) for r in plan.rejected])
+        context.log.warning(
+            "sent %d bad upload event(s) to %s", len(plan.rejected), events.TOPIC_FAILED
+        )
+    requests = [
+        dg.RunRequest(
+            run_key=batch.run_key,
+            partition_key=batch.tenant_id,
+            run_config={
+                "ops": {
+                    name: {"config": {"image_ids": batch.image_ids}}
+                    for name in ("images", "embeddings", "indexed_vectors")
+                }
+            },
+            tags={
+                "deeplens/tenant": batch.tenant_id,
+                "deeplens/offsets": batch.offsets,
+                "deeplens/images": str(len(batch.image_ids)),
+            },
+        )
+        for batch in plan.batches
+    ]
+    return dg.SensorResult(run_requests=requests, cursor=write_cursor(cluster, plan.next_offsets))
+
+
+def _rejection(rejected: batching.Rejected) -> tuple[str, str, bytes]:
+    raw = (rejected.message.value or b"")[:2000].decode("utf-8", errors="replace")
+    event = events.ProcessingFailed(
+        tenant_id=rejected.tenant_id or "unknown",
+        correlation_id=rejected.image_id or _uuid_from(rejected.message),
+        data=events.ProcessingFailedData(
+            image_id=rejected.image_id,
+            reason=rejected.reason,
+            stage="sensor",
+            source_topic=events.TOPIC_UPLOADED,
+            source_partition=rejected.message.partition,
+            source_offset=rejected.message.offset,
+            raw_event=raw,
+        ),
+    )
+    return events.TOPIC_FAILED, rejected.tenant_id or "unknown", event.to_json()
+
+
+def _uuid_from(message: batching.Message) -> uuid.UUID:
+    return uuid.uuid5(
+        uuid.NAMESPACE_URL, f"{events.TOPIC_UPLOADED}/{message.partition}/{message.offset}"
+    )

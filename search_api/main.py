@@ -1,0 +1,35 @@
+"""The DeepLens search API: uploads, status, search, tenant administration."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from deeplens.settings import Settings
+from search_api.routes import health
+from search_api.services import Services
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services.create(settings or Settings())
+        app.state.services = services
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(
+        title="DeepLens",
+        version="0.1.0",
+        summary="Multi-tenant image similarity search.",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    return app
+
+
+app = create_app()
