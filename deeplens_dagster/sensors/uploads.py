@@ -16,6 +16,7 @@ from deeplens import batching, events
 from deeplens.catalog import tenants
 from deeplens.kafka import produce_all
 from deeplens_dagster.jobs import ingest_job
+from deeplens_dagster.partitions import tenant_partitions
 from deeplens_dagster.resources import CatalogResource, KafkaResource
 
 MAX_BATCH = 512
@@ -111,7 +112,19 @@ def image_upload_sensor(
         )
         for batch in plan.batches
     ]
-    return dg.SensorResult(run_requests=requests, cursor=write_cursor(cluster, plan.next_offsets))
+    # A tenant in the catalog whose partition is missing (e.g. Dagster's storage was reset)
+    # gets it back, so that its runs can be requested.
+    missing = sorted(
+        {b.tenant_id for b in plan.batches}
+        - set(context.instance.get_dynamic_partitions(tenant_partitions.name))
+    )
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=write_cursor(cluster, plan.next_offsets),
+        dynamic_partitions_requests=[tenant_partitions.build_add_request(missing)]
+        if missing
+        else None,
+    )
 
 
 def _rejection(rejected: batching.Rejected) -> tuple[str, str, bytes]:
