@@ -109,23 +109,43 @@ def insert_with_event(conn: psycopg.Connection, new: NewImage) -> tuple[Image, b
             existing = find_by_sha(conn, new.tenant_id, new.sha256)
             assert existing is not None
             return existing, False
-        event = events.ImageUploaded(
-            event_id=event_id,
-            tenant_id=new.tenant_id,
-            correlation_id=event_id,
-            timestamp=row.uploaded_at,
-            data=events.ImageUploadedData(
-                image_id=image_id,
-                file_path=new.blob_key,
-                file_name=new.file_name,
-                file_size=new.file_size,
-                content_type=new.content_type,
-                width=new.width,
-                height=new.height,
-            ),
-        )
-        enqueue(conn, events.TOPIC_UPLOADED, new.tenant_id, event)
+        enqueue(conn, events.TOPIC_UPLOADED, new.tenant_id, uploaded_event(row))
     return row, True
+
+
+def uploaded_event(image: Image) -> events.ImageUploaded:
+    return events.ImageUploaded(
+        event_id=image.event_id,
+        tenant_id=image.tenant_id,
+        correlation_id=image.correlation_id,
+        timestamp=image.uploaded_at,
+        data=events.ImageUploadedData(
+            image_id=image.image_id,
+            file_path=image.blob_key,
+            file_name=image.file_name,
+            file_size=image.file_size,
+            content_type=image.content_type,
+            width=image.width,
+            height=image.height,
+        ),
+    )
+
+
+def requeue_unfinished(conn: psycopg.Connection) -> int:
+    """Publish ``image.uploaded`` again for every image not yet completed or failed.
+
+    For a broker that lost its log (the embedded one keeps it in memory): processing is
+    idempotent, so a second event for an image costs a little work and loses nothing.
+    """
+    with conn.transaction(), conn.cursor(row_factory=class_row(Image)) as cur:
+        cur.execute(
+            f"SELECT {_COLUMNS} FROM deeplens.images"
+            " WHERE status IN ('uploaded', 'queued', 'processing') FOR UPDATE"
+        )
+        rows = cur.fetchall()
+        for image in rows:
+            enqueue(conn, events.TOPIC_UPLOADED, image.tenant_id, uploaded_event(image))
+    return len(rows)
 
 
 def enqueue(conn: psycopg.Connection, topic: str, key: str, event: events.Envelope) -> None:

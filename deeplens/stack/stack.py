@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import psycopg
 
+from deeplens.catalog import images
 from deeplens.catalog.schema import migrate
 from deeplens.kafka import ensure_topics
 from deeplens.settings import Settings
@@ -175,9 +176,14 @@ class Stack:
         self.endpoints[key] = Endpoint(label, started.url, True)
 
     def _bootstrap(self) -> None:
+        ensure_topics(self.endpoints["kafka"].url)
         with psycopg.connect(self.endpoints["postgres"].url) as conn:
             migrate(conn)
-        ensure_topics(self.endpoints["kafka"].url)
+            if self.endpoints["kafka"].embedded:
+                # The embedded broker starts empty: events of unfinished images are sent again.
+                requeued = images.requeue_unfinished(conn)
+                if requeued:
+                    log.warning("re-sending upload events of %d unfinished image(s)", requeued)
         blob_root = self.settings.blob_root or self.home / "blobs"
         blob_root.mkdir(parents=True, exist_ok=True)
         admin_key = self.settings.admin_key or self._local_admin_key()
