@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     down.set_defaults(func=_down)
     status = sub.add_parser("status", help="show whether the system runs and where")
     status.set_defaults(func=_status)
+    sub.add_parser(
+        "model",
+        help="inspect an ONNX model or cut it to its pooled layer (`deeplens model --help`)",
+        add_help=False,
+    )
     return parser
 
 
@@ -146,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         level=os.environ.get("DEEPLENS_LOG_LEVEL", "WARNING"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["model"]:  # its own parser: `deeplens model nodes|cut ...`
+        from deeplens.model import cut
+
+        return cut.main(argv[1:])
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

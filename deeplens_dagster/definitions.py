@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from deeplens_dagster.assets.checks import embeddings_are_unit_vectors
 from deeplens_dagster.assets.ingest import embeddings, images, indexed_vectors
 from deeplens_dagster.jobs import ingest_job
 from deeplens_dagster.resources import (
@@ -16,6 +17,7 @@ from deeplens_dagster.sensors.uploads import image_upload_sensor
 
 defs = dg.Definitions(
     assets=[images, embeddings, indexed_vectors],
+    asset_checks=[embeddings_are_unit_vectors],
     jobs=[ingest_job],
     sensors=[image_upload_sensor, ingest_failure_sensor],
     resources={

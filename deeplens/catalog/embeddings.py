@@ -50,3 +50,13 @@ def missing(
     ).fetchall()
     present = {r[0] for r in have}
     return [i for i in image_ids if i not in present]
+
+
+def recent(conn: psycopg.Connection, tenant_id: str, model: str, limit: int) -> list[np.ndarray]:
+    """The tenant's most recently stored vectors for ``model`` (any version)."""
+    rows = conn.execute(
+        "SELECT e.vector FROM deeplens.embeddings e JOIN deeplens.images i USING (image_id)"
+        " WHERE i.tenant_id = %s AND e.model = %s ORDER BY e.created_at DESC LIMIT %s",
+        (tenant_id, model, limit),
+    ).fetchall()
+    return [np.frombuffer(r[0], dtype="<f4") for r in rows]
