@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from deeplens.settings import Settings
-from search_api.routes import health
+from search_api import errors
+from search_api.limits import BodySizeLimit
+from search_api.routes import health, images, processing, search, tenants
 from search_api.services import Services
 
 
@@ -17,6 +19,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.create(settings or Settings())
         app.state.services = services
+        services.start()
         try:
             yield
         finally:
@@ -28,7 +31,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Multi-tenant image similarity search.",
         lifespan=lifespan,
     )
+    app.add_middleware(BodySizeLimit)
+    errors.install(app)
     app.include_router(health.router)
+    app.include_router(tenants.router)
+    app.include_router(images.router)
+    app.include_router(search.router)
+    app.include_router(processing.router)
     return app
 
 

@@ -48,8 +48,21 @@ def readyz(services: ServicesDep) -> JSONResponse:
         except Exception as exc:  # a readiness probe reports every failure, it never raises
             results[name] = {"reachable": False, "error": f"{type(exc).__name__}: {exc}"}
         results[name]["latencyMs"] = round((time.perf_counter() - started) * 1000, 1)
-    ready = all(r["reachable"] for r in results.values())
+    model = _model(services)
+    ready = all(r["reachable"] for r in results.values()) and model["loaded"]
     return JSONResponse(
-        {"status": "ready" if ready else "unavailable", "dependencies": results},
+        {
+            "status": "ready" if ready else "unavailable",
+            "dependencies": results,
+            "model": model,
+            "relay": {"running": services.relay.running, "published": services.relay.published},
+        },
         status_code=200 if ready else 503,
     )
+
+
+def _model(services: Services) -> dict[str, Any]:
+    spec = services.model_spec
+    if services.embedder is None or spec is None:
+        return {"loaded": False, "name": services.settings.model, "error": services.model_error}
+    return {"loaded": True, "name": spec.name, "version": spec.version, "dimension": spec.dimension}

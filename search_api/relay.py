@@ -1,0 +1,144 @@
+"""The outbox relay: publishes the catalog's outbox rows to Kafka from a background thread.
+
+It wakes on ``NOTIFY deeplens_outbox`` (and polls every second in case a wake-up is missed),
+claims unsent rows with ``FOR UPDATE SKIP LOCKED`` (several API processes can relay side by side),
+produces them, and in the same transaction marks them sent and moves announced uploads to
+``queued``. When Kafka or Postgres is down it logs, backs off and catches up later; uploads never
+wait for it. Delivery is at least once: a crash between produce and commit publishes again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from confluent_kafka import Producer
+
+from deeplens import events
+from deeplens.catalog import images, outbox
+from deeplens.kafka import make_producer, produce_all
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "deeplens_outbox"
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        database_url: str,
+        kafka_bootstrap: str,
+        on_completed: Callable[[str], None] | None = None,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        max_backoff: float = 10.0,
+        producer_config: dict[str, Any] | None = None,
+    ) -> None:
+        self._database_url = database_url
+        self._bootstrap = kafka_bootstrap
+        self._on_completed = on_completed
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._max_backoff = max_backoff
+        self._producer_config = producer_config or {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: psycopg.Connection | None = None
+        self._producer: Producer | None = None
+        self.published = 0
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._close_conn()
+        if self._producer is not None:
+            self._producer.flush(5)
+            self._producer = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        backoff = self._poll_interval
+        while not self._stop.is_set():
+            try:
+                conn = self._connection()
+                while not self._stop.is_set() and self.publish_batch(conn):
+                    pass
+                backoff = self._poll_interval
+                for _ in conn.notifies(timeout=self._poll_interval, stop_after=1):
+                    pass
+            except Exception as exc:  # the relay logs and retries; it never dies
+                log.warning(
+                    "outbox relay: %s: %s; retrying in %.1fs", type(exc).__name__, exc, backoff
+                )
+                self._recover(exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+
+    def publish_batch(self, conn: psycopg.Connection) -> int:
+        """Publish one batch of unsent rows; returns how many were published (0: none left)."""
+        completed: set[str] = set()
+        with conn.transaction():
+            rows = outbox.claim(conn, self._batch_size)
+            if not rows:
+                return 0
+            produce_all(self._kafka(), [(r.topic, r.key, r.value()) for r in rows])
+            outbox.mark_sent(conn, [r.id for r in rows])
+            uploaded: list[uuid.UUID] = []
+            for row in rows:
+                data = row.payload.get("data")
+                image_id = data.get("imageId") if isinstance(data, dict) else None
+                if row.topic == events.TOPIC_UPLOADED and image_id:
+                    uploaded.append(uuid.UUID(str(image_id)))
+                elif row.topic == events.TOPIC_COMPLETED:
+                    completed.add(str(row.payload.get("tenantId") or row.key))
+            if uploaded:
+                images.mark_queued(conn, uploaded)
+        self.published += len(rows)
+        log.debug("outbox relay published %d event(s)", len(rows))
+        if self._on_completed is not None:
+            for tenant_id in completed:
+                self._on_completed(tenant_id)
+        return len(rows)
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._database_url, autocommit=True, connect_timeout=5)
+            self._conn.execute(f"LISTEN {CHANNEL}")
+        return self._conn
+
+    def _kafka(self) -> Producer:
+        if self._producer is None:
+            self._producer = make_producer(self._bootstrap, **self._producer_config)
+        return self._producer
+
+    def _recover(self, exc: Exception) -> None:
+        if isinstance(exc, psycopg.Error):
+            self._close_conn()
+        else:
+            # A failed produce may leave messages queued in the producer: drop them (their rows
+            # stay unsent and are claimed again) and start the next attempt with a fresh one.
+            if self._producer is not None:
+                self._producer.purge()
+                self._producer.flush(0)
+                self._producer = None
+
+    def _close_conn(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None

@@ -1,0 +1,134 @@
+"""Request and response bodies, in the seeds' camelCase JSON."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+# -- tenants ---------------------------------------------------------------------------------
+
+
+class TenantCreate(ApiModel):
+    tenant_id: str = Field(examples=["acme-corp"], max_length=200)
+    name: str | None = Field(None, max_length=200, description="Display name (default: the id).")
+
+
+class TenantCreated(ApiModel):
+    tenant_id: str
+    name: str
+    api_key: str = Field(description="Shown once: only its hash is stored.")
+    collection: str = Field(description="The Qdrant alias the tenant's vectors live behind.")
+    model: str
+    created_at: datetime
+
+
+class TenantSummary(ApiModel):
+    tenant_id: str
+    name: str
+    collection: str
+    model: str
+    created_at: datetime
+    image_count: int
+    images_by_status: dict[str, int]
+
+
+class TenantList(ApiModel):
+    tenants: list[TenantSummary]
+
+
+class TenantDeleted(ApiModel):
+    tenant_id: str
+    deleted: bool = True
+    collections_dropped: list[str]
+
+
+# -- images ----------------------------------------------------------------------------------
+
+
+class UploadAccepted(ApiModel):
+    success: bool = True
+    image_id: uuid.UUID
+    status: str
+    message: str
+    upload_time_ms: int
+    estimated_processing_time_seconds: int
+    status_check_url: str
+    web_socket_url: str
+    timestamp: datetime
+    duplicate_of: uuid.UUID | None = Field(
+        None, description="Set when the same bytes were already uploaded: that image's id."
+    )
+
+
+class ImageDetails(ApiModel):
+    image_id: uuid.UUID
+    tenant_id: str
+    file_name: str
+    content_type: str
+    file_size: int
+    width: int
+    height: int
+    uploaded_by: str | None
+    metadata: dict[str, Any]
+    uploaded_at: datetime
+    status: str
+    sha256: str
+    failure_reason: str | None = None
+    indexed_at: datetime | None = None
+
+
+class StepView(ApiModel):
+    step: str
+    status: str
+    duration: int | None = Field(None, description="milliseconds")
+
+
+class StatusView(ApiModel):
+    """`deeplens.status.status_view`, documented; fields it adds later pass through."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    success: bool
+    image_id: str
+    status: str
+    processing_steps: list[StepView]
+    percent_complete: int
+    uploaded_at: str
+    last_updated: str
+    searchable_after: str | None = None
+    total_processing_time_ms: int | None = None
+    reason: str | None = None
+
+
+# -- search ----------------------------------------------------------------------------------
+
+
+class SearchHit(ApiModel):
+    image_id: uuid.UUID
+    score: float
+    file_name: str
+    content_type: str
+    file_size: int
+    width: int
+    height: int
+    uploaded_by: str | None
+    uploaded_at: datetime
+    metadata: dict[str, Any]
+
+
+class SearchResponse(ApiModel):
+    results: list[SearchHit]
+    model: str
+    collection: str
+    took_ms: float
+    cached: bool
+    query_image_id: uuid.UUID | None = None

@@ -1,0 +1,67 @@
+"""In-process fixtures: the app with its services replaced by fakes (no server is started)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from deeplens.blobs import BlobStore
+from deeplens.catalog.tenants import Tenant
+from deeplens.keys import hash_key
+from deeplens.settings import Settings
+from search_api.auth import TenantKeys
+from search_api.deps import get_services
+from search_api.main import create_app
+
+API_KEY = "dlk_unit-test-key"
+ADMIN_KEY = "unit-admin-key"
+TENANT = Tenant(
+    tenant_id="unit-tenant",
+    name="Unit",
+    model="efficientnet_lite0",
+    collection_alias="tenant_unit-tenant_efficientnet_lite0_vectors",
+    created_at=datetime(2025, 1, 1, tzinfo=UTC),
+)
+
+
+class UntouchableDb:
+    """A connection pool that fails the test if a route reaches the database."""
+
+    def connection(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the database must not be used for this request")
+
+
+@dataclass
+class FakeServices:
+    settings: Settings
+    blobs: BlobStore
+    db: Any = field(default_factory=UntouchableDb)
+    key_lookups: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        def load(digest: str) -> Tenant | None:
+            self.key_lookups.append(digest)
+            return TENANT if digest == hash_key(API_KEY) else None
+
+        self.keys = TenantKeys(load)
+
+
+@pytest.fixture
+def fake_services(tmp_path: Path) -> FakeServices:
+    settings = Settings(admin_key=ADMIN_KEY, max_upload_bytes=200_000, blob_root=tmp_path)
+    return FakeServices(settings=settings, blobs=BlobStore(tmp_path / "blobs"))
+
+
+@pytest.fixture
+def client(fake_services: FakeServices) -> Iterator[TestClient]:
+    """A client for an app whose lifespan never runs: nothing connects anywhere."""
+    app = create_app()
+    app.dependency_overrides[get_services] = lambda: fake_services
+    yield TestClient(app)
+    app.dependency_overrides.clear()
