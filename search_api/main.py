@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +19,11 @@ from search_api.services import Services
 def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not logging.getLogger().handlers:  # uvicorn configures only its own loggers
+            logging.basicConfig(
+                level=os.environ.get("DEEPLENS_LOG_LEVEL", "INFO"),
+                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            )
         services = Services.create(settings or Settings())
         app.state.services = services
         services.start()
