@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from deeplens.stack.stack import AlreadyRunning, Stack, StackConfig, read_state
+from deeplens.stack.stack import AlreadyRunning, Stack, StackConfig, read_state, stack_running
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -76,7 +76,7 @@ def _print_endpoints(stack: Stack) -> None:
 
 def _down(args: argparse.Namespace) -> int:
     state = read_state(Path(args.home))
-    if not state:
+    if not state or not stack_running(Path(args.home)):
         print("DeepLens is not running.")
         return 0
     pid = int(state["pid"])
@@ -88,9 +88,7 @@ def _down(args: argparse.Namespace) -> int:
         return 0
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not stack_running(Path(args.home)):
             print("DeepLens stopped.")
             return 0
         time.sleep(0.2)
@@ -100,7 +98,7 @@ def _down(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     state = read_state(Path(args.home))
-    if not state:
+    if not state or not stack_running(Path(args.home)):
         print("DeepLens is not running.")
         return 1
     print(f"DeepLens is running (pid {state['pid']}):")

