@@ -16,7 +16,7 @@ from deeplens import batching, events
 from deeplens.catalog import tenants
 from deeplens.kafka import produce_all
 from deeplens_dagster.jobs import ingest_job
-from deeplens_dagster.partitions import tenant_partitions
+from deeplens_dagster.partitions import TENANTS, tenant_partitions
 from deeplens_dagster.resources import CatalogResource, KafkaResource
 
 MAX_BATCH = 512
@@ -116,7 +116,7 @@ def image_upload_sensor(
     # gets it back, so that its runs can be requested.
     missing = sorted(
         {b.tenant_id for b in plan.batches}
-        - set(context.instance.get_dynamic_partitions(tenant_partitions.name))
+        - set(context.instance.get_dynamic_partitions(TENANTS))
     )
     return dg.SensorResult(
         run_requests=requests,
