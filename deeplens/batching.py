@@ -1,8 +1,9 @@
 """From upload events read off Kafka to per-tenant ingest batches (the sensor's logic, no Dagster).
 
 Events are grouped by tenant, in offset order, into batches of at most ``max_batch`` images.
-A batch's key names the topic partitions and offset ranges it covers, so reading the same
-slice of the log again yields the same keys (and Dagster skips the duplicate runs).
+A batch's key names the broker's cluster id and the topic partitions and offset ranges it
+covers, so reading the same slice of the same log again yields the same keys (and Dagster skips
+the duplicate runs), while a new broker whose offsets start over again never collides.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Message:
 @dataclass
 class Batch:
     tenant_id: str
+    cluster: str = ""
     image_ids: list[str] = field(default_factory=list)
     ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
 
@@ -41,7 +43,7 @@ class Batch:
 
     @property
     def run_key(self) -> str:
-        return f"{events.TOPIC_UPLOADED}/{self.tenant_id}/{self.offsets}"
+        return f"{events.TOPIC_UPLOADED}/{self.cluster}/{self.tenant_id}/{self.offsets}"
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ def plan(
     tenant_exists: Callable[[str], bool],
     max_batch: int,
     start_offsets: dict[int, int],
+    cluster: str = "",
 ) -> Plan:
     by_tenant: dict[str, list[Batch]] = defaultdict(list)
     rejected: list[Rejected] = []
@@ -85,7 +88,7 @@ def plan(
             continue
         batches = by_tenant[event.tenant_id]
         if not batches or len(batches[-1].image_ids) >= max_batch:
-            batches.append(Batch(event.tenant_id))
+            batches.append(Batch(event.tenant_id, cluster))
         batches[-1].add(message, event.data.image_id)
     ordered = [b for tenant in sorted(by_tenant) for b in by_tenant[tenant]]
     return Plan(ordered, rejected, next_offsets)

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     admin_key: str | None = Field(None, description="Key for /api/v1/admin endpoints.")
     model: str = Field("efficientnet_lite0", description="Model registry entry to embed with.")
     public_url: str = Field("http://127.0.0.1:8000", description="Where the search API answers.")
+    requeue_after_seconds: float = Field(
+        900.0,
+        description="An image queued or processing for this long gets its upload event again.",
+    )
     max_upload_bytes: int = Field(
         20 * 1024 * 1024, gt=0, description="Largest image the API accepts (uploads and queries)."
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         max_backoff: float = 10.0,
+        requeue_after: float = 900.0,
         producer_config: dict[str, Any] | None = None,
     ) -> None:
         self._database_url = database_url
@@ -45,6 +47,8 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._max_backoff = max_backoff
+        self._requeue_after = requeue_after
+        self._next_requeue = time.monotonic() + min(60.0, requeue_after)
         self._producer_config = producer_config or {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -78,6 +82,7 @@ class OutboxRelay:
                 conn = self._connection()
                 while not self._stop.is_set() and self.publish_batch(conn):
                     pass
+                self._requeue_stale(conn)
                 backoff = self._poll_interval
                 for _ in conn.notifies(timeout=self._poll_interval, stop_after=1):
                     pass
@@ -114,6 +119,17 @@ class OutboxRelay:
             for tenant_id in completed:
                 self._on_completed(tenant_id)
         return len(rows)
+
+    def _requeue_stale(self, conn: psycopg.Connection) -> None:
+        """Now and then, send again the events of images that have waited too long."""
+        if time.monotonic() < self._next_requeue:
+            return
+        self._next_requeue = time.monotonic() + min(60.0, self._requeue_after)
+        count = images.requeue_unfinished(conn, idle_seconds=self._requeue_after)
+        if count:
+            log.warning(
+                "re-sent upload events of %d image(s) idle for %.0fs", count, self._requeue_after
+            )
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:

@@ -83,7 +83,12 @@ class Services:
             cache=cache,
             partitions=TenantPartitions(_dagster_instance()),
             hub=StatusHub(database_url),
-            relay=OutboxRelay(database_url, bootstrap, on_completed=cache.invalidate),
+            relay=OutboxRelay(
+                database_url,
+                bootstrap,
+                on_completed=cache.invalidate,
+                requeue_after=settings.requeue_after_seconds,
+            ),
         )
         services.load_model()
         return services

@@ -131,16 +131,22 @@ def uploaded_event(image: Image) -> events.ImageUploaded:
     )
 
 
-def requeue_unfinished(conn: psycopg.Connection) -> int:
-    """Publish ``image.uploaded`` again for every image not yet completed or failed.
+def requeue_unfinished(conn: psycopg.Connection, idle_seconds: float = 0) -> int:
+    """Publish ``image.uploaded`` again for images not yet completed or failed.
 
-    For a broker that lost its log (the embedded one keeps it in memory): processing is
-    idempotent, so a second event for an image costs a little work and loses nothing.
+    With ``idle_seconds=0``, every such image: for a broker that lost its log (the embedded one
+    keeps it in memory). Otherwise only images whose row has not changed for that long: an
+    event lost on the way (or a run that never started) must not leave an image waiting
+    forever. Processing is idempotent, so a second event costs a little work and loses nothing.
     """
     with conn.transaction(), conn.cursor(row_factory=class_row(Image)) as cur:
         cur.execute(
-            f"SELECT {_COLUMNS} FROM deeplens.images"
-            " WHERE status IN ('uploaded', 'queued', 'processing') FOR UPDATE"
+            f"UPDATE deeplens.images SET updated_at = now() WHERE image_id IN ("
+            f" SELECT image_id FROM deeplens.images"
+            f" WHERE status IN ('queued', 'processing')"
+            f" AND updated_at < now() - make_interval(secs => %s)"
+            f" FOR UPDATE SKIP LOCKED) RETURNING {_COLUMNS}",
+            (idle_seconds,),
         )
         rows = cur.fetchall()
         for image in rows:

@@ -41,10 +41,13 @@ def test_groups_by_tenant_in_offset_order_and_caps_batches() -> None:
 
 def test_run_keys_are_deterministic_for_the_same_slice() -> None:
     messages = [batching.Message(2, n, uploaded("acme")) for n in range(3)]
-    first = batching.plan(messages, lambda t: True, 10, {})
-    again = batching.plan(list(reversed(messages)), lambda t: True, 10, {})
+    first = batching.plan(messages, lambda t: True, 10, {}, cluster="c1")
+    again = batching.plan(list(reversed(messages)), lambda t: True, 10, {}, cluster="c1")
     assert [b.run_key for b in first.batches] == [b.run_key for b in again.batches]
-    assert first.batches[0].run_key == "deeplens.images.uploaded/acme/2:0-2"
+    assert first.batches[0].run_key == "deeplens.images.uploaded/c1/acme/2:0-2"
+    # A new broker (e.g. the embedded one after a restart) starts its offsets over: new keys.
+    other = batching.plan(messages, lambda t: True, 10, {}, cluster="c2")
+    assert other.batches[0].run_key != first.batches[0].run_key
 
 
 def test_malformed_and_unknown_tenant_events_are_rejected_with_a_reason() -> None:

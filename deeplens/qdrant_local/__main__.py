@@ -1,0 +1,47 @@
+"""``python -m deeplens.qdrant_local --host 127.0.0.1 --port 16333 --data-dir PATH``"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import uvicorn
+
+from deeplens.qdrant_local.app import create_app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m deeplens.qdrant_local",
+        description="A local server speaking Qdrant's REST API, backed by qdrant-edge.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=6333)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument(
+        "--optimize-delay",
+        type=float,
+        default=2.0,
+        help="seconds without writes before a collection's optimizer (HNSW indexing) runs",
+    )
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = create_app(args.data_dir.resolve(), args.optimize_delay)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+if __name__ == "__main__":
+    main()

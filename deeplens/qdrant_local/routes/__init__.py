@@ -1,0 +1,1 @@
+"""Qdrant's REST endpoints, one router per resource."""
