@@ -88,7 +88,7 @@ def image_upload_sensor(
                 known[tenant_id] = tenants.get(conn, tenant_id) is not None
         return known[tenant_id]
 
-    plan = batching.plan(messages, tenant_exists, MAX_BATCH, start)
+    plan = batching.plan(messages, tenant_exists, MAX_BATCH, start, cluster)
     if plan.rejected:
         produce_all(kafka.producer, [_rejection(r) for r in plan.rejected])
         context.log.warning(
