@@ -1,0 +1,70 @@
+"""A run without a batch (a backfill) rebuilds the tenant's index from stored embeddings and
+swaps the alias: `dg.materialize` on the real stack's Postgres and Qdrant."""
+
+from __future__ import annotations
+
+import uuid
+
+import dagster as dg
+import httpx
+from qdrant_client import QdrantClient
+
+from deeplens import synthetic, vectors
+from deeplens.stack.stack import Stack
+from deeplens_dagster.assets.checks import embeddings_are_unit_vectors
+from deeplens_dagster.assets.ingest import embeddings, images, indexed_vectors
+from deeplens_dagster.partitions import TENANTS
+from deeplens_dagster.resources import (
+    BlobStoreResource,
+    CatalogResource,
+    EmbedderResource,
+    QdrantResource,
+)
+from tests.e2e.helpers import create_tenant, upload, wait_terminal
+
+
+def test_backfill_rebuilds_into_a_new_collection_without_the_model(
+    stack: Stack, api_url: str, admin_key: str
+) -> None:
+    tenant = create_tenant(api_url, admin_key, f"rebuild-{uuid.uuid4().hex[:6]}")
+    tenant_id, key, alias = (
+        str(tenant["tenantId"]),
+        str(tenant["apiKey"]),
+        str(tenant["collection"]),
+    )
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        ids = []
+        for seed in range(1000, 1006):
+            response = upload(client, key, synthetic.photo_bytes(seed), f"{seed}.jpg")
+            assert response.status_code == 202, response.text
+            ids.append(response.json()["imageId"])
+        wait_terminal(client, key, ids)
+
+    qdrant = QdrantClient(url=stack.env["DEEPLENS_QDRANT_URL"])
+    before = vectors.alias_target(qdrant, alias)
+    assert before is not None and qdrant.count(alias, exact=True).count == 6
+
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(TENANTS, [tenant_id])
+    result = dg.materialize(
+        [images, embeddings, indexed_vectors, embeddings_are_unit_vectors],
+        partition_key=tenant_id,
+        instance=instance,
+        resources={
+            "catalog_db": CatalogResource(url=stack.env["DEEPLENS_DATABASE_URL"]),
+            "qdrant": QdrantResource(url=stack.env["DEEPLENS_QDRANT_URL"]),
+            "blobs": BlobStoreResource(root=stack.env["DEEPLENS_BLOB_ROOT"]),
+            "embedder": EmbedderResource(),
+        },
+    )
+    assert result.success
+    embedded = result.asset_materializations_for_node("embeddings")[0].metadata
+    assert embedded["embedded"].value == 0 and embedded["reused_stored"].value == 6
+    indexed = result.asset_materializations_for_node("indexed_vectors")[0].metadata
+    assert indexed["rebuilt_from"].value == before
+    after = vectors.alias_target(qdrant, alias)
+    assert after is not None and after != before
+    assert qdrant.count(alias, exact=True).count == 6
+    assert not qdrant.collection_exists(before)
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks)
