@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from deeplens.qdrant_local.errors import AlreadyExists, FormatError, NotFound, collection_not_found
-from deeplens.qdrant_local.jsonfile import write_json
+from deeplens.qdrant_local.jsonio import write_json
 
 
 class Aliases:

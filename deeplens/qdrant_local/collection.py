@@ -18,7 +18,7 @@ from typing import Any
 import qdrant_edge as qe
 
 from deeplens.qdrant_local import config as configs
-from deeplens.qdrant_local import reads, writes
+from deeplens.qdrant_local import jsonio, reads, writes
 from deeplens.qdrant_local.convert import schema_name
 from deeplens.qdrant_local.errors import (
     BadInput,
@@ -29,7 +29,6 @@ from deeplens.qdrant_local.errors import (
     ok_body,
     point_not_found,
 )
-from deeplens.qdrant_local.jsonfile import write_json
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ class Collection:
     def create(cls, directory: Path, name: str, config: dict[str, Any]) -> Collection:
         shard = qe.EdgeShard.create(str(directory / "shard"), configs.edge_config(config))
         meta = {"name": name, "created_at": datetime.now(UTC).isoformat(), "config": config}
-        write_json(directory / META, meta)
+        jsonio.write_json(directory / META, meta)
         return cls(directory, meta, shard)
 
     @classmethod
@@ -76,7 +75,7 @@ class Collection:
         started = time.perf_counter()
         try:
             try:
-                payload = json.loads(body) if body else {}
+                payload = jsonio.loads(body) if body else {}
             except ValueError as exc:
                 raise FormatError(str(exc)) from exc
             if not isinstance(payload, dict):
@@ -112,7 +111,7 @@ class Collection:
         except Exception:
             self.shard = qe.EdgeShard.load(path, configs.edge_config(self.meta["config"]))
             raise
-        write_json(self.directory / META, meta)
+        jsonio.write_json(self.directory / META, meta)
         self.meta = meta
         self.dirty = True
         return True

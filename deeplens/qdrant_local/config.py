@@ -25,10 +25,11 @@ HNSW_DEFAULTS: dict[str, Any] = {
 OPTIMIZER_DEFAULTS: dict[str, Any] = {
     "deleted_threshold": 0.2,
     "vacuum_min_vector_number": 1000,
-    # Qdrant's 0 means "one per CPU". Here the optimizer blocks the collection while it runs, and
-    # with few target segments each new indexed segment is merged into a big one whose HNSW graph
-    # is rebuilt (at 1280-d on 2 CPUs: 4-11 s per 2,500 new points, growing); with 8, only the
-    # new segment is indexed (0.9 s). 8 is what Qdrant itself picks on an 8-CPU machine.
+    # Qdrant's 0 means "one per CPU". Here the optimizer blocks its collection while it runs, and
+    # with few target segments each newly indexed segment is merged into a big one whose HNSW
+    # graph is rebuilt (1280-d, 2 CPUs: 4-11 s per 2,500 new points, growing with the
+    # collection); with 8 only the new segment is indexed (0.9 s), for somewhat slower searches
+    # (one HNSW search per segment). 8 is what Qdrant itself picks on an 8-CPU machine.
     "default_segment_number": 8,
     "max_segment_size": None,
     "memmap_threshold": None,

@@ -7,10 +7,11 @@ codes below are those of its ``StorageError`` (``lib/storage/src/content_manager
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
+
+from deeplens.qdrant_local.jsonio import dumps
 
 
 class QdrantError(Exception):
@@ -87,10 +88,8 @@ def from_edge(exc: Exception) -> QdrantError:
 
 
 def ok_body(result: Any, started: float, status: str = "ok") -> bytes:
-    envelope = {"result": result, "status": status, "time": time.perf_counter() - started}
-    return json.dumps(envelope, separators=(",", ":")).encode()
+    return dumps({"result": result, "status": status, "time": time.perf_counter() - started})
 
 
 def error_body(error: QdrantError, started: float) -> bytes:
-    envelope = {"status": {"error": error.message}, "time": time.perf_counter() - started}
-    return json.dumps(envelope, separators=(",", ":")).encode()
+    return dumps({"status": {"error": error.message}, "time": time.perf_counter() - started})

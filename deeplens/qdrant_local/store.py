@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import shutil
 import uuid
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,9 @@ class Store:
         workers, self._workers = list(self._workers.values()), {}
         await asyncio.gather(*(asyncio.to_thread(w.stop) for w in workers))
 
-    def _start_worker(self, name: str, create: dict[str, Any] | None) -> Any:
+    def _start_worker(
+        self, name: str, create: dict[str, Any] | None
+    ) -> Coroutine[Any, Any, Worker]:
         args = (self._ctx, name, self._dir / name, create, self._optimize_delay)
         return asyncio.to_thread(Worker.start, *args)
 

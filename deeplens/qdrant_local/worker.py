@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any
 
 from deeplens.qdrant_local.collection import WRITE_OPS, Collection
-from deeplens.qdrant_local.errors import QdrantError, error_body
+from deeplens.qdrant_local.errors import QdrantError, error_body, from_edge
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def serve(
             collection = Collection.open(path)
     except Exception as exc:
         log.exception("cannot open collection at %s", directory)
-        error = exc if isinstance(exc, QdrantError) else QdrantError(str(exc))
+        error = exc if isinstance(exc, QdrantError) else from_edge(exc)
         conn.send((error.status, error_body(error, time.perf_counter())))
         return
     conn.send((200, b"ready"))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from fastapi import APIRouter, Request, Response
 
+from deeplens.qdrant_local import jsonio
 from deeplens.qdrant_local.routes.common import forward, json_body, ok, store_of
 
 router = APIRouter()
@@ -36,7 +36,7 @@ async def get_collection(request: Request, collection_name: str) -> Response:
         return ok({**target.last_info, "status": "yellow"}, started)
     response = await forward(request, collection_name, "info")
     if response.status_code == 200:
-        target.last_info = json.loads(bytes(response.body))["result"]
+        target.last_info = jsonio.loads(bytes(response.body))["result"]
     return response
 
 

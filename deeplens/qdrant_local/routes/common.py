@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from concurrent.futures import Future
@@ -11,6 +10,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
+from deeplens.qdrant_local import jsonio
 from deeplens.qdrant_local.errors import FormatError, ok_body
 from deeplens.qdrant_local.store import Store
 from deeplens.qdrant_local.workers import Reply
@@ -26,7 +26,7 @@ def store_of(request: Request) -> Store:
 async def json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
-        body = json.loads(raw) if raw else {}
+        body = jsonio.loads(raw) if raw else {}
     except ValueError as exc:
         raise FormatError(str(exc)) from exc
     if not isinstance(body, dict):
