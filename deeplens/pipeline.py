@@ -170,6 +170,8 @@ def index(
         )
     outcome.indexed = len(ready)
     if rebuild:
+        # Searches move to the new collection only once its index is built.
+        vectors.wait_indexed(client, target)
         old = vectors.swap_alias(client, alias, target)
         _catch_up(conn, client, target, tenant_id, model, model_version, rebuild_started)
         if old is not None and old != target:
