@@ -115,8 +115,7 @@ def image_upload_sensor(
     # A tenant in the catalog whose partition is missing (e.g. Dagster's storage was reset)
     # gets it back, so that its runs can be requested.
     missing = sorted(
-        {b.tenant_id for b in plan.batches}
-        - set(context.instance.get_dynamic_partitions(TENANTS))
+        {b.tenant_id for b in plan.batches} - set(context.instance.get_dynamic_partitions(TENANTS))
     )
     return dg.SensorResult(
         run_requests=requests,
