@@ -27,3 +27,7 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+bench: install
+	$(BIN)/pip install --quiet -e '.[local,bench]'
+	$(BIN)/python -m bench
