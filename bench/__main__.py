@@ -44,6 +44,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, argparse.Nam
     p.add_argument("--no-profile", action="store_true", help="no py-spy profiles")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-reindex", action="store_true")
+    p.add_argument(
+        "--only",
+        help="comma-separated phases to run, in the usual order (e.g. raw,ingest); "
+        "search, neardup and reindex need ingest (and search, scale) before them",
+    )
     p.add_argument("--no-cache", action="store_true", help="regenerate the workload images")
     p.add_argument("--out", type=Path, help="results directory (bench/results)")
     p.add_argument("--keep-home", action="store_true", help="keep the stack's temporary home")
@@ -75,6 +80,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, argparse.Nam
         plots=not args.no_plots,
         reindex=not args.no_reindex,
         cache_dir=None if args.no_cache else config.cache_dir,
+        only=tuple(p.strip() for p in args.only.split(",")) if args.only else (),
     )
     return config, args
 
@@ -88,16 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     environ = dict(os.environ)
     if not args.use_env_servers:  # a stack of its own, whatever this shell points at
         environ = {k: v for k, v in environ.items() if not k.startswith("DEEPLENS_")}
-    stack_config = StackConfig(
-        home=home,
-        ui_port=0,
-        api_port=0,
-        postgres_port=0,
-        kafka_port=0,
-        qdrant_port=0,
-        redis_port=0,
-        environ=environ,
-    )
+    stack_config = StackConfig.on_free_ports(home, environ)
     phases: dict[str, dict[str, float]] = {}
     say(f"starting the stack in {home} (workload generating meanwhile)")
     t0 = time.perf_counter()

@@ -38,6 +38,7 @@ class BenchConfig:
     profile: bool = True
     plots: bool = True
     reindex: bool = True
+    only: tuple[str, ...] = ()  # run just these phases (in their usual order); () = all
     ingest_timeout: float = 600.0
     index_timeout: float = 600.0
     cache_dir: Path | None = BENCH_DIR / ".cache"

@@ -49,12 +49,13 @@ class Usage:
     machine_busy: float
     ours: float
     bench: float
+    by_process: dict[str, float] = field(default_factory=dict)
 
     @property
     def others(self) -> float:
         return max(0.0, self.machine_busy - self.ours)
 
-    def as_json(self) -> dict[str, float]:
+    def as_json(self) -> dict[str, object]:
         cores = self.seconds or 1.0
         return {
             "wall_seconds": round(self.seconds, 1),
@@ -63,6 +64,11 @@ class Usage:
             "bench_process_cpu_seconds": round(self.bench, 1),
             "other_processes_cpu_seconds": round(self.others, 1),
             "other_processes_mean_cores": round(self.others / cores, 2),
+            "cpu_seconds_by_process": {
+                name: round(cpu, 1)
+                for name, cpu in sorted(self.by_process.items(), key=lambda kv: -kv[1])
+                if cpu >= 0.05
+            },
         }
 
 
@@ -72,6 +78,7 @@ class _Mark:
     busy: float
     ours: float
     bench: float
+    by_process: dict[str, float]
 
 
 @dataclass
@@ -82,6 +89,7 @@ class Monitor:
     window: Peaks = field(default_factory=Peaks)
     _cpu: dict[int, float] = field(default_factory=dict)
     _ours_total: float = 0.0
+    _by_process: dict[str, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -105,12 +113,25 @@ class Monitor:
         self.sample()
         own = psutil.Process().cpu_times()
         with self._lock:
-            return _Mark(time.monotonic(), _machine_busy(), self._ours_total, own.user + own.system)
+            return _Mark(
+                time.monotonic(),
+                _machine_busy(),
+                self._ours_total,
+                own.user + own.system,
+                dict(self._by_process),
+            )
 
     def usage_since(self, mark: _Mark) -> Usage:
         now = self.mark()
+        by_process = {
+            name: cpu - mark.by_process.get(name, 0.0) for name, cpu in now.by_process.items()
+        }
         return Usage(
-            now.at - mark.at, now.busy - mark.busy, now.ours - mark.ours, now.bench - mark.bench
+            now.at - mark.at,
+            now.busy - mark.busy,
+            now.ours - mark.ours,
+            now.bench - mark.bench,
+            by_process,
         )
 
     def run_workers(self) -> list[psutil.Process]:
@@ -145,17 +166,23 @@ class Monitor:
 
     def sample(self) -> None:
         me = psutil.Process(os.getpid())
-        procs: list[psutil.Process] = [me, *_descendants(me)]  # with py-spy, the image pool
+        # What each process is: CPU time is also summed per kind, to show where it goes. The
+        # stack's processes are the bench's children too; they are named first.
+        named: dict[int, tuple[psutil.Process, str]] = {}
         for managed in self.stack.processes:
             try:
                 root = psutil.Process(managed.pid)
             except psutil.Error:
                 continue
-            procs += [root, *_descendants(root)]
+            for proc in [root, *_descendants(root)]:
+                named.setdefault(proc.pid, (proc, managed.name))
+        for proc in [me, *_descendants(me)]:
+            named.setdefault(proc.pid, (proc, _bench_part(proc)))
+        procs = list(named.values())
         api = self.api_process()
         workers = {p.pid for p in self.run_workers()}
         with self._lock:
-            for proc in procs:
+            for proc, name in procs:
                 try:
                     with proc.oneshot():
                         times = proc.cpu_times()
@@ -163,12 +190,22 @@ class Monitor:
                 except psutil.Error:
                     continue
                 cpu = times.user + times.system
-                self._ours_total += max(0.0, cpu - self._cpu.get(proc.pid, cpu))
+                used = max(0.0, cpu - self._cpu.get(proc.pid, cpu))
+                self._ours_total += used
                 self._cpu[proc.pid] = cpu
+                name = "dagster run workers" if proc.pid in workers else name
+                self._by_process[name] = self._by_process.get(name, 0.0) + used
                 is_api = api is not None and proc.pid == api.pid
                 worker = proc.pid if proc.pid in workers else None
                 self.total.see(rss, is_api, worker)
                 self.window.see(rss, is_api, worker)
+
+
+def _bench_part(proc: psutil.Process) -> str:
+    try:
+        return "py-spy (profiler)" if proc.name() == "py-spy" else "bench (load generator)"
+    except psutil.Error:
+        return "bench (load generator)"
 
 
 def _descendants(proc: psutil.Process) -> list[psutil.Process]:

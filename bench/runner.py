@@ -40,6 +40,8 @@ PHASES: list[tuple[str, Phase]] = [
 
 def default_stem(config: BenchConfig) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M")
+    if config.only:
+        stamp = f"{stamp}-only-{'-'.join(config.only)}"
     return f"{stamp}-smoke" if config.smoke else stamp
 
 
@@ -64,7 +66,14 @@ def run(
         "errors": {},
     }
     try:
+        unknown = set(config.only) - {name for name, _ in PHASES}
+        if unknown:
+            names = [n for n, _ in PHASES]
+            raise ValueError(f"unknown phase(s) {sorted(unknown)}; phases: {names}")
         for name, phase in PHASES:
+            if config.only and name not in config.only:
+                ctx.notes.append(f"{name} skipped (--only)")
+                continue
             if name == "reindex" and not config.reindex:
                 ctx.notes.append("reindex skipped (--no-reindex)")
                 continue

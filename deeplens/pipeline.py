@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -66,45 +67,83 @@ class EmbedOutcome:
     decode_threads: int = 0
 
 
-EmbedFn = Callable[[list[bytes]], tuple[np.ndarray, dict[int, str]]]
+EmbedStream = Callable[[Iterable[list[bytes]]], Iterator[tuple[np.ndarray, dict[int, str]]]]
 
 
 def embed(
     conn: psycopg.Connection,
     blobs: BlobStore,
     rows: list[Image],
-    embed_fn: EmbedFn,
+    embed_stream: EmbedStream,
     model: str,
     model_version: str,
     chunk: int,
 ) -> EmbedOutcome:
-    """Embed the images that have no stored vector for this model version yet."""
+    """Embed the images that have no stored vector for this model version yet.
+
+    Three things overlap: reading the next chunk's bytes, decoding and inference (in
+    `embed_stream`), and storing the previous chunk's vectors. A chunk's vectors are stored,
+    and its images marked embedded, in one transaction.
+    """
     outcome = EmbedOutcome()
     by_id = {r.image_id: r for r in rows}
     need = stored.missing(conn, model, model_version, list(by_id))
     outcome.reused = len(by_id) - len(need)
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for offset in range(0, len(need), chunk):
-            ids = need[offset : offset + chunk]
-            data = list(pool.map(lambda i: _read(blobs, by_id[i]), ids))
-            readable = [(i, d) for i, d in zip(ids, data, strict=True) if isinstance(d, bytes)]
+    fed: deque[list[uuid.UUID]] = deque()  # the ids of each chunk handed to the model
+
+    def chunks() -> Iterator[list[bytes]]:
+        for ids, data in _read_ahead(reader, blobs, by_id, need, chunk):
+            readable: list[tuple[uuid.UUID, bytes]] = []
             for i, d in zip(ids, data, strict=True):
                 if isinstance(d, str):
                     outcome.failed[i] = d
-            if not readable:
-                continue
-            vecs, errors = embed_fn([d for _, d in readable])
-            ok_ids = [i for n, (i, _) in enumerate(readable) if n not in errors]
+                else:
+                    readable.append((i, d))
+            fed.append([i for i, _ in readable])
+            yield [d for _, d in readable]
+
+    def write(ids: list[uuid.UUID], vecs: np.ndarray) -> None:
+        with conn.transaction():
+            stored.store(conn, model, model_version, ids, vecs)
+            catalog.mark_embedded(conn, ids)
+
+    writes: deque[Future[None]] = deque()
+    with ThreadPoolExecutor(1, "deeplens-read") as reader, ThreadPoolExecutor(1) as writer:
+        for vecs, errors in embed_stream(chunks()):
+            ids = fed.popleft()
+            ok_ids = [i for n, i in enumerate(ids) if n not in errors]
             for n, reason in errors.items():
-                outcome.failed[readable[n][0]] = f"could not decode the image: {reason}"
+                outcome.failed[ids[n]] = f"could not decode the image: {reason}"
             if ok_ids:
-                with conn.transaction():
-                    stored.store(conn, model, model_version, ok_ids, vecs)
-                    catalog.mark_embedded(conn, ok_ids)
+                writes.append(writer.submit(write, ok_ids, vecs))
                 outcome.embedded += len(ok_ids)
+            while len(writes) > 1 or (writes and writes[0].done()):
+                writes.popleft().result()  # raises a failed write here
+        while writes:
+            writes.popleft().result()
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _read_ahead(
+    pool: ThreadPoolExecutor,
+    blobs: BlobStore,
+    by_id: dict[uuid.UUID, Image],
+    ids: list[uuid.UUID],
+    size: int,
+) -> Iterator[tuple[list[uuid.UUID], list[bytes | str]]]:
+    """The bytes of `ids`, `size` at a time; the next chunk is read while this one is used."""
+    pending: deque[tuple[list[uuid.UUID], Future[list[bytes | str]]]] = deque()
+    for offset in range(0, len(ids), size):
+        part = ids[offset : offset + size]
+        pending.append((part, pool.submit(lambda p: [_read(blobs, by_id[i]) for i in p], part)))
+        if len(pending) > 1:
+            first, future = pending.popleft()
+            yield first, future.result()
+    while pending:
+        first, future = pending.popleft()
+        yield first, future.result()
 
 
 def _read(blobs: BlobStore, image: Image) -> bytes | str:

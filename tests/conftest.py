@@ -6,7 +6,6 @@ Tests that need no service don't use these fixtures and so never wait for the st
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,16 +17,7 @@ from deeplens.stack.stack import Stack, StackConfig
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = Path(tmp_path_factory.mktemp("deeplens-home"))
-    config = StackConfig(
-        home=home,
-        ui_port=0,
-        api_port=0,
-        postgres_port=0,
-        kafka_port=0,
-        qdrant_port=0,
-        redis_port=0,
-        environ=dict(os.environ),
-    )
+    config = StackConfig.on_free_ports(home)
     with Stack(config) as running:
         yield running
 

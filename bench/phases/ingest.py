@@ -45,30 +45,24 @@ class Sent:
 
 def upload_all(ctx: Context, tenant: api.Tenant, items: list[Item], clients: int) -> list[Sent]:
     """Upload `items` from `clients` threads, each with its own keep-alive connection."""
-    todo: queue.SimpleQueue[Item] = queue.SimpleQueue()
+    todo: queue.SimpleQueue[tuple[Item, api.Encoded]] = queue.SimpleQueue()
     for item in items:
-        todo.put(item)
+        todo.put((item, api.encode_upload(item)))
     sent: list[Sent] = []
     lock = threading.Lock()
 
     def client_loop() -> None:
-        with ctx.system.client() as client:
+        with api.LeanClient(ctx.system.api_url) as client:
             while True:
                 try:
-                    item = todo.get_nowait()
+                    item, encoded = todo.get_nowait()
                 except queue.Empty:
                     return
                 started, t0 = time.time(), time.perf_counter()
-                response = api.upload(client, tenant, item)
+                code, body = client.upload(tenant, encoded)
                 ms = (time.perf_counter() - t0) * 1000
-                body = response.json() if response.status_code < 300 else {}
                 record = Sent(
-                    item,
-                    started,
-                    ms,
-                    response.status_code,
-                    body.get("imageId"),
-                    body.get("uploadTimeMs"),
+                    item, started, ms, code, body.get("imageId"), body.get("uploadTimeMs")
                 )
                 with lock:
                     sent.append(record)

@@ -37,10 +37,8 @@ def run(ctx: Context) -> dict[str, object]:
     with embedder:
         embedder.embed_bytes([i.data for i in items[: embedder.max_batch_size]])  # warm up
         started = time.perf_counter()
-        failed = 0
-        for offset in range(0, len(items), chunk):
-            result = embedder.embed_bytes([i.data for i in items[offset : offset + chunk]])
-            failed += len(result.errors)
+        chunks = ([i.data for i in items[o : o + chunk]] for o in range(0, len(items), chunk))
+        failed = sum(len(result.errors) for result in embedder.embed_stream(chunks))
         seconds = time.perf_counter() - started
         per_batch = _inference_by_batch(embedder, items) if ctx.config.batch_sweep else {}
     ips = len(items) / seconds

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -73,54 +73,92 @@ def find_by_sha(conn: psycopg.Connection, tenant_id: str, sha256: str) -> Image 
 
 
 def insert_with_event(conn: psycopg.Connection, new: NewImage) -> tuple[Image, bool]:
-    """Write the image row and its ``image.uploaded`` outbox row in one transaction.
+    """Write the image row and its ``image.uploaded`` outbox row, atomically.
 
     Returns ``(image, created)``; when the same bytes were already uploaded to the tenant,
-    the existing image comes back with ``created=False`` and nothing is written.
+    the existing image comes back with ``created=False`` and nothing is written. One statement,
+    so one round trip and one commit on an autocommit connection (the upload path's cost).
     """
     image_id = uuid.uuid4()
     event_id = uuid.uuid4()
-    with conn.transaction(), conn.cursor(row_factory=class_row(Image)) as cur:
+    uploaded_at = datetime.now(UTC)
+    event = _uploaded_event(new, image_id, event_id, event_id, uploaded_at)
+    with conn.cursor(row_factory=class_row(_Inserted)) as cur:
         cur.execute(
-            f"""INSERT INTO deeplens.images (image_id, tenant_id, sha256, blob_key, file_name,
-                content_type, file_size, width, height, uploaded_by, metadata, status,
-                event_id, correlation_id)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'uploaded', %s, %s)
-            ON CONFLICT (tenant_id, sha256) DO NOTHING
-            RETURNING {_COLUMNS}""",
-            (
-                image_id,
-                new.tenant_id,
-                new.sha256,
-                new.blob_key,
-                new.file_name,
-                new.content_type,
-                new.file_size,
-                new.width,
-                new.height,
-                new.uploaded_by,
-                Jsonb(new.metadata),
-                event_id,
-                event_id,
-            ),
+            f"""WITH ins AS (
+                INSERT INTO deeplens.images (image_id, tenant_id, sha256, blob_key, file_name,
+                    content_type, file_size, width, height, uploaded_by, metadata, status,
+                    event_id, correlation_id, uploaded_at, updated_at)
+                VALUES (%(image_id)s, %(tenant_id)s, %(sha256)s, %(blob_key)s, %(file_name)s,
+                    %(content_type)s, %(file_size)s, %(width)s, %(height)s, %(uploaded_by)s,
+                    %(metadata)s, 'uploaded', %(event_id)s, %(event_id)s, %(uploaded_at)s,
+                    %(uploaded_at)s)
+                ON CONFLICT (tenant_id, sha256) DO NOTHING
+                RETURNING {_COLUMNS}
+            ), event AS (
+                INSERT INTO deeplens.outbox (topic, key, payload)
+                SELECT %(topic)s, %(tenant_id)s, %(payload)s FROM ins
+            )
+            SELECT {_COLUMNS}, true AS created FROM ins
+            UNION ALL
+            SELECT {_COLUMNS}, false FROM deeplens.images
+            WHERE tenant_id = %(tenant_id)s AND sha256 = %(sha256)s
+                AND NOT EXISTS (SELECT FROM ins)""",
+            {
+                "image_id": image_id,
+                "tenant_id": new.tenant_id,
+                "sha256": new.sha256,
+                "blob_key": new.blob_key,
+                "file_name": new.file_name,
+                "content_type": new.content_type,
+                "file_size": new.file_size,
+                "width": new.width,
+                "height": new.height,
+                "uploaded_by": new.uploaded_by,
+                "metadata": Jsonb(new.metadata),
+                "event_id": event_id,
+                "uploaded_at": uploaded_at,
+                "topic": events.TOPIC_UPLOADED,
+                "payload": Jsonb(_event_json(event)),
+            },
         )
         row = cur.fetchone()
-        if row is None:
-            existing = find_by_sha(conn, new.tenant_id, new.sha256)
-            assert existing is not None
-            return existing, False
-        enqueue(conn, events.TOPIC_UPLOADED, new.tenant_id, uploaded_event(row))
-    return row, True
+    if row is None:  # the same bytes, committed by a concurrent upload after this snapshot
+        existing = find_by_sha(conn, new.tenant_id, new.sha256)
+        if existing is None:
+            raise RuntimeError(f"image {new.sha256} of {new.tenant_id!r} conflicted but is gone")
+        return existing, False
+    return row.image(), row.created
+
+
+@dataclass(frozen=True)
+class _Inserted(Image):
+    created: bool = False
+
+    def image(self) -> Image:
+        return Image(**{name: getattr(self, name) for name in Image.__dataclass_fields__})
 
 
 def uploaded_event(image: Image) -> events.ImageUploaded:
+    return _uploaded_event(
+        image, image.image_id, image.event_id, image.correlation_id, image.uploaded_at
+    )
+
+
+def _uploaded_event(
+    image: Image | NewImage,
+    image_id: uuid.UUID,
+    event_id: uuid.UUID,
+    correlation_id: uuid.UUID,
+    uploaded_at: datetime,
+) -> events.ImageUploaded:
     return events.ImageUploaded(
-        event_id=image.event_id,
+        event_id=event_id,
         tenant_id=image.tenant_id,
-        correlation_id=image.correlation_id,
-        timestamp=image.uploaded_at,
+        correlation_id=correlation_id,
+        timestamp=uploaded_at,
         data=events.ImageUploadedData(
-            image_id=image.image_id,
+            image_id=image_id,
             file_path=image.blob_key,
             file_name=image.file_name,
             file_size=image.file_size,
@@ -157,8 +195,12 @@ def requeue_unfinished(conn: psycopg.Connection, idle_seconds: float = 0) -> int
 def enqueue(conn: psycopg.Connection, topic: str, key: str, event: events.Envelope) -> None:
     conn.execute(
         "INSERT INTO deeplens.outbox (topic, key, payload) VALUES (%s, %s, %s)",
-        (topic, key, Jsonb(event.model_dump(mode="json", by_alias=True, exclude_none=True))),
+        (topic, key, Jsonb(_event_json(event))),
     )
+
+
+def _event_json(event: events.Envelope) -> dict[str, Any]:
+    return event.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def get(

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
+from typing import TypeVar
 
 import numpy as np
 import onnxruntime as ort
@@ -25,6 +27,8 @@ from deeplens.model.preprocess import fit, fit_array, to_input
 from deeplens.model.registry import ModelConfigError, ModelSpec, get_model
 
 logger = logging.getLogger(__name__)
+
+K = TypeVar("K")
 
 DEFAULT_MAX_BATCH_SIZE = 16
 DEFAULT_DECODE_THREADS = 2
@@ -143,10 +147,46 @@ class Embedder:
         """Embed encoded images; an image that fails to decode fails alone (see `Embeddings`)."""
         vectors = np.full((len(images), self.dimension), np.nan, dtype=np.float32)
         errors: dict[int, str] = {}
-        for indices, crops in self._prepared_chunks(images, errors):
-            if indices:
-                vectors[indices] = self.embed_crops(np.stack(crops))
+        for batch in self._decoded_batches(enumerate(images)):
+            for i, vector_or_error in self._embed_batch(batch):
+                if isinstance(vector_or_error, str):
+                    errors[i] = vector_or_error
+                else:
+                    vectors[i] = vector_or_error
         return Embeddings(vectors, errors)
+
+    def embed_stream(self, chunks: Iterable[Sequence[bytes]]) -> Iterator[Embeddings]:
+        """Embed chunk after chunk: one `Embeddings` per input chunk, in order.
+
+        Unlike `embed_bytes` called per chunk, decoding runs ahead across chunk boundaries, so
+        the model never waits for the first images of the next chunk; a chunk is taken from
+        `chunks` only when its images are about to be decoded (the caller may load it lazily).
+        """
+        results: dict[int, tuple[NDArray[np.float32], dict[int, str], list[int]]] = {}
+
+        def tagged() -> Iterator[tuple[tuple[int, int], bytes]]:
+            for n, chunk in enumerate(chunks):
+                vectors = np.full((len(chunk), self.dimension), np.nan, dtype=np.float32)
+                results[n] = (vectors, {}, [len(chunk)])
+                yield from (((n, i), data) for i, data in enumerate(chunk))
+
+        next_out = 0
+        batches = self._decoded_batches(tagged())
+        while True:
+            batch = next(batches, None)
+            for (n, i), vector_or_error in self._embed_batch(batch or []):
+                vectors, errors, remaining = results[n]
+                if isinstance(vector_or_error, str):
+                    errors[i] = vector_or_error
+                else:
+                    vectors[i] = vector_or_error
+                remaining[0] -= 1
+            while next_out in results and results[next_out][2][0] == 0:
+                vectors, errors, _ = results.pop(next_out)
+                next_out += 1
+                yield Embeddings(vectors, errors)
+            if batch is None:
+                return
 
     def embed_images(self, images: Sequence[Image.Image]) -> NDArray[np.float32]:
         """Embed decoded Pillow images (any size and mode)."""
@@ -180,44 +220,39 @@ class Embedder:
             return np.empty((0, self.dimension), dtype=np.float32)
         return self.embed_crops(np.stack(crops))
 
-    def _prepared_chunks(
-        self, images: Sequence[bytes], errors: dict[int, str]
-    ) -> Iterator[tuple[list[int], list[NDArray[np.uint8]]]]:
-        """Yield (indices, crops) per chunk of `max_batch_size` inputs, recording failures.
-
-        With a pool, decoding runs at most two chunks ahead of the consumer.
+    def _decoded_batches(
+        self, items: Iterable[tuple[K, bytes]]
+    ) -> Iterator[list[tuple[K, NDArray[np.uint8] | str]]]:
+        """Decode and fit `(key, bytes)` items in batches of `max_batch_size`; a failure is its
+        reason as a string. With a pool, decoding runs up to two batches ahead of the consumer.
         """
+        it = iter(items)
         size = self.max_batch_size
-        starts = range(0, len(images), size)
         if self._pool is None:
-            for start in starts:
-                chunk = images[start : start + size]
-                yield self._collect(start, [self._prepare_safe(d) for d in chunk], errors)
+            while batch := list(islice(it, size)):
+                yield [(key, self._prepare_safe(data)) for key, data in batch]
             return
         pool = self._pool
-        pending: deque[tuple[int, list[Future[NDArray[np.uint8] | str]]]] = deque()
-        for start in starts:
-            chunk = images[start : start + size]
-            pending.append((start, [pool.submit(self._prepare_safe, d) for d in chunk]))
+        pending: deque[list[tuple[K, Future[NDArray[np.uint8] | str]]]] = deque()
+        while batch := list(islice(it, size)):
+            pending.append([(key, pool.submit(self._prepare_safe, data)) for key, data in batch])
             if len(pending) > 2:
-                first, futures = pending.popleft()
-                yield self._collect(first, [f.result() for f in futures], errors)
+                yield [(key, future.result()) for key, future in pending.popleft()]
         while pending:
-            first, futures = pending.popleft()
-            yield self._collect(first, [f.result() for f in futures], errors)
+            yield [(key, future.result()) for key, future in pending.popleft()]
 
-    @staticmethod
-    def _collect(
-        start: int, results: list[NDArray[np.uint8] | str], errors: dict[int, str]
-    ) -> tuple[list[int], list[NDArray[np.uint8]]]:
-        indices, crops = [], []
-        for offset, result in enumerate(results):
-            if isinstance(result, str):
-                errors[start + offset] = result
-            else:
-                indices.append(start + offset)
-                crops.append(result)
-        return indices, crops
+    def _embed_batch(
+        self, batch: list[tuple[K, NDArray[np.uint8] | str]]
+    ) -> list[tuple[K, NDArray[np.float32] | str]]:
+        """One model call on a decoded batch; failed items keep their reason."""
+        ok = [(key, crop) for key, crop in batch if not isinstance(crop, str)]
+        out: list[tuple[K, NDArray[np.float32] | str]] = [
+            (key, crop) for key, crop in batch if isinstance(crop, str)
+        ]
+        if ok:
+            vectors = self.embed_crops(np.stack([crop for _, crop in ok]))
+            out.extend((key, vector) for (key, _), vector in zip(ok, vectors, strict=True))
+        return out
 
     def _prepare_safe(self, data: bytes) -> NDArray[np.uint8] | str:
         try:

@@ -52,6 +52,20 @@ class StackConfig:
     with_apps: bool = True
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
+    @classmethod
+    def on_free_ports(cls, home: Path, environ: dict[str, str] | None = None) -> StackConfig:
+        """A stack beside any other: every port picked free by the OS (tests, the bench)."""
+        return cls(
+            home=home,
+            ui_port=0,
+            api_port=0,
+            postgres_port=0,
+            kafka_port=0,
+            qdrant_port=0,
+            redis_port=0,
+            environ=dict(os.environ) if environ is None else environ,
+        )
+
 
 @dataclass
 class Endpoint:

@@ -108,7 +108,7 @@ def embeddings(
             conn,
             blobs.store,
             rows,
-            lambda data: embedder.embed(tenant.model, data),
+            lambda chunks: embedder.embed_stream(tenant.model, chunks),
             spec.name,
             spec.version,
             chunk=max(embedder.max_batch * 4, 64),

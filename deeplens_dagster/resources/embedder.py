@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Iterator
+
 import dagster as dg
 import numpy as np
 from pydantic import Field, PrivateAttr
@@ -13,6 +16,14 @@ class EmbedderResource(dg.ConfigurableResource):
 
     max_batch: int = Field(default=32, description="Images per inference call.")
     threads: int = Field(default=0, description="Intra-op threads; 0 = the machine's cores.")
+    nice: int = Field(
+        default=10,
+        description=(
+            "Scheduling niceness of the run worker once it loads a model (0 = unchanged). Bulk "
+            "inference yields the CPU to the search API's uploads and queries on a shared "
+            "machine, and still has every idle cycle."
+        ),
+    )
 
     _embedders: dict[str, Embedder] = PrivateAttr(default_factory=dict)
 
@@ -21,12 +32,28 @@ class EmbedderResource(dg.ConfigurableResource):
 
     def embedder(self, model: str) -> Embedder:
         if model not in self._embedders:
+            lower_priority(self.nice)  # before the model's and the decode pool's threads start
             self._embedders[model] = Embedder(
                 get_model(model), max_batch_size=self.max_batch, threads=self.threads or None
             )
         return self._embedders[model]
 
-    def embed(self, model: str, images: list[bytes]) -> tuple[np.ndarray, dict[int, str]]:
-        """Vectors of the images that decoded (in order) and the errors of those that did not."""
-        result = self.embedder(model).embed_bytes(images)
-        return result.vectors[result.ok], result.errors
+    def embed_stream(
+        self, model: str, chunks: Iterable[list[bytes]]
+    ) -> Iterator[tuple[np.ndarray, dict[int, str]]]:
+        """Per chunk: the vectors of the images that decoded (in order) and the errors of those
+        that did not (by index in the chunk)."""
+        for result in self.embedder(model).embed_stream(chunks):
+            yield result.vectors[result.ok], result.errors
+
+
+def lower_priority(nice: int) -> None:
+    """Raise this thread's niceness to `nice` (threads it starts later inherit it).
+
+    On Linux, niceness belongs to the thread: the embedder's inference and decode threads,
+    started after this call, run at `nice`; threads already running keep theirs.
+    """
+    if nice > 0 and hasattr(os, "setpriority"):
+        current = os.getpriority(os.PRIO_PROCESS, 0)
+        if current < nice:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)

@@ -8,6 +8,7 @@ one for a tenant that no longer exists, goes to `deeplens.processing.failed` wit
 import json
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 from confluent_kafka import TopicPartition
@@ -19,9 +20,21 @@ from deeplens_dagster.jobs import ingest_job
 from deeplens_dagster.partitions import TENANTS, tenant_partitions
 from deeplens_dagster.resources import CatalogResource, KafkaResource
 
-MAX_BATCH = 512
-MAX_MESSAGES = 4096
+MAX_BATCH = 1000
 READ_SECONDS = 2.0
+# As many ingest runs as dagster.yaml's run coordinator runs at once. Beyond that a new run
+# would only wait in the queue; its uploads wait on Kafka instead and join the next tick's
+# batch, so a bulk upload becomes a few large runs (one process start each), not many small.
+MAX_IN_FLIGHT = 2
+# A run older than this no longer holds new uploads back (a worker that died without its run
+# being marked failed must not stop ingestion).
+IN_FLIGHT_HORIZON = timedelta(minutes=15)
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
 def read_cursor(cursor: str | None) -> tuple[str | None, dict[int, int]]:
@@ -37,10 +50,22 @@ def write_cursor(cluster: str | None, offsets: dict[int, int]) -> str:
     )
 
 
+def in_flight_runs(instance: dg.DagsterInstance) -> int:
+    """Ingest runs queued or running, created within `IN_FLIGHT_HORIZON`."""
+    return instance.get_runs_count(
+        dg.RunsFilter(
+            job_name=ingest_job.name,
+            statuses=IN_FLIGHT,
+            created_after=datetime.now(UTC) - IN_FLIGHT_HORIZON,
+        )
+    )
+
+
 def read_messages(
-    kafka: KafkaResource, offsets: dict[int, int], cluster: str | None
+    kafka: KafkaResource, offsets: dict[int, int], cluster: str | None, limit: int
 ) -> tuple[str, dict[int, int], list[batching.Message]]:
-    """Messages from each partition's cursor offset on; resets offsets if the broker is new."""
+    """Up to `limit` messages from each partition's cursor offset on; resets offsets if the
+    broker is new."""
     consumer = kafka.consumer()
     try:
         metadata = consumer.list_topics(events.TOPIC_UPLOADED, timeout=10)
@@ -55,8 +80,8 @@ def read_messages(
         consumer.assign([TopicPartition(events.TOPIC_UPLOADED, p, o) for p, o in start.items()])
         out: list[batching.Message] = []
         deadline = time.monotonic() + READ_SECONDS
-        while len(out) < MAX_MESSAGES and time.monotonic() < deadline:
-            got = consumer.consume(min(1000, MAX_MESSAGES - len(out)), timeout=0.2)
+        while len(out) < limit and time.monotonic() < deadline:
+            got = consumer.consume(min(1000, limit - len(out)), timeout=0.2)
             if not got:
                 break
             out.extend(
@@ -73,13 +98,23 @@ def read_messages(
     job=ingest_job,
     minimum_interval_seconds=1,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Turns upload events on Kafka into ingest runs, one per tenant batch.",
+    description=(
+        "Turns upload events on Kafka into ingest runs, one per tenant batch; while "
+        f"{MAX_IN_FLIGHT} ingest runs are queued or running, new uploads wait for the next batch."
+    ),
 )
 def image_upload_sensor(
     context: dg.SensorEvaluationContext, kafka: KafkaResource, catalog_db: CatalogResource
-) -> dg.SensorResult:
+) -> dg.SensorResult | dg.SkipReason:
+    busy = in_flight_runs(context.instance)
+    if busy >= MAX_IN_FLIGHT:
+        return dg.SkipReason(
+            f"{busy} ingest runs queued or running; new uploads join the next batch"
+        )
     cluster, offsets = read_cursor(context.cursor)
-    cluster, start, messages = read_messages(kafka, offsets, cluster)
+    cluster, start, messages = read_messages(
+        kafka, offsets, cluster, limit=(MAX_IN_FLIGHT - busy) * MAX_BATCH
+    )
     known: dict[str, bool] = {}
 
     def tenant_exists(tenant_id: str) -> bool:

@@ -78,29 +78,27 @@ def upload_image(
     info = validation.inspect_image(data)
     digest = sha256_hex(data)
 
-    with services.db.connection() as conn:
-        image = images.find_by_sha(conn, tenant.tenant_id, digest)
-        created = False
-        if image is None:
-            new = NewImage(
-                tenant_id=tenant.tenant_id,
-                sha256=digest,
-                blob_key=services.blobs.put(tenant.tenant_id, data, digest),
-                file_name=validation.file_name(file.filename, info.mime),
-                content_type=info.mime,
-                file_size=len(data),
-                width=info.width,
-                height=info.height,
-                uploaded_by=uploader,
-                metadata=meta,
-            )
-            try:
-                image, created = images.insert_with_event(conn, new)
-            except psycopg.errors.ForeignKeyViolation as exc:
-                raise HTTPException(
-                    status.HTTP_401_UNAUTHORIZED,
-                    f"tenant {tenant.tenant_id!r} no longer exists; its API key is void",
-                ) from exc
+    new = NewImage(
+        tenant_id=tenant.tenant_id,
+        sha256=digest,
+        # Content-addressed: the same bytes again (a duplicate) write nothing.
+        blob_key=services.blobs.put(tenant.tenant_id, data, digest),
+        file_name=validation.file_name(file.filename, info.mime),
+        content_type=info.mime,
+        file_size=len(data),
+        width=info.width,
+        height=info.height,
+        uploaded_by=uploader,
+        metadata=meta,
+    )
+    try:
+        with services.db.connection() as conn:
+            image, created = images.insert_with_event(conn, new)
+    except psycopg.errors.ForeignKeyViolation as exc:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"tenant {tenant.tenant_id!r} no longer exists; its API key is void",
+        ) from exc
 
     elapsed_ms = round((time.perf_counter() - started) * 1000)
     if created:

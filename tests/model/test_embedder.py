@@ -1,4 +1,5 @@
 import io
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -60,6 +61,37 @@ def test_a_bad_image_fails_alone(embedder: Embedder, jpegs: list[bytes]) -> None
     assert third is not None
     np.testing.assert_allclose(third, embedder.embed_one(jpegs[2]), atol=1e-5)
     np.testing.assert_allclose(result.vectors[0], embedder.embed_one(jpegs[0]), atol=1e-5)
+
+
+def test_a_stream_of_chunks_gives_what_each_chunk_gives_alone(
+    embedder: Embedder, jpegs: list[bytes]
+) -> None:
+    # Chunk edges fall inside inference batches; empty chunks and bad images keep their place.
+    chunks = [jpegs[:5], [], [jpegs[5], b"not an image", *jpegs[6:17]], [b""], jpegs[17:], []]
+    results = list(embedder.embed_stream(iter(chunks)))
+    assert len(results) == len(chunks)
+    for chunk, result in zip(chunks, results, strict=True):
+        alone = embedder.embed_bytes(chunk)
+        assert result.vectors.shape == (len(chunk), 1280)
+        assert sorted(result.errors) == sorted(alone.errors)
+        np.testing.assert_allclose(result.vectors[result.ok], alone.vectors[alone.ok], atol=1e-5)
+    assert sorted(results[2].errors) == [1] and sorted(results[3].errors) == [0]
+
+
+def test_a_stream_takes_chunks_only_as_decoding_needs_them(embedder: Embedder) -> None:
+    small = [synthetic.photo_bytes(seed, 64, 48) for seed in range(4)]
+    pulled = 0
+
+    def counted() -> Iterator[list[bytes]]:
+        nonlocal pulled
+        for _ in range(100):
+            pulled += 1
+            yield small
+
+    first = next(embedder.embed_stream(counted()))
+    assert len(first) == 4
+    # Decoding runs at most a few inference batches ahead, not through the whole input.
+    assert pulled <= 3 * embedder.max_batch_size // len(small) + 2
 
 
 def test_embed_one_raises_for_a_bad_image(embedder: Embedder) -> None:

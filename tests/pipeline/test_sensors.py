@@ -14,8 +14,9 @@ from deeplens import events, keys, vectors
 from deeplens.catalog import tenants
 from deeplens.kafka import make_producer, produce_all
 from deeplens.stack.stack import Stack
+from deeplens_dagster.jobs import ingest_job
 from deeplens_dagster.resources import CatalogResource, KafkaResource
-from deeplens_dagster.sensors.uploads import image_upload_sensor, read_cursor
+from deeplens_dagster.sensors.uploads import MAX_IN_FLIGHT, image_upload_sensor, read_cursor
 from tests.e2e.test_ingest import events_on
 from tests.unit.test_batching import uploaded
 
@@ -104,3 +105,45 @@ def test_a_changed_cluster_id_resets_the_offsets(stack: Stack) -> None:
     cluster, offsets = read_cursor(result.cursor)
     assert cluster != "an-older-broker"
     assert offsets.get(0, 0) < 10**9
+
+
+def test_uploads_wait_on_kafka_while_the_run_slots_are_taken(stack: Stack, tenant_id: str) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    bootstrap = stack.env["DEEPLENS_KAFKA_BOOTSTRAP"]
+    resources = {
+        "kafka": KafkaResource(bootstrap=bootstrap),
+        "catalog_db": CatalogResource(url=stack.env["DEEPLENS_DATABASE_URL"]),
+    }
+    with dg.build_sensor_context(resources=resources, instance=instance) as context:
+        first = image_upload_sensor(context)
+    assert isinstance(first, dg.SensorResult)
+    ids = [uuid.uuid4() for _ in range(2)]
+    produce_all(
+        make_producer(bootstrap),
+        [(events.TOPIC_UPLOADED, tenant_id, uploaded(tenant_id, i)) for i in ids],
+    )
+    busy = [
+        instance.add_run(
+            dg.DagsterRun(job_name=ingest_job.name, status=dg.DagsterRunStatus.STARTED)
+        )
+        for _ in range(MAX_IN_FLIGHT)
+    ]
+    with dg.build_sensor_context(
+        cursor=first.cursor, resources=resources, instance=instance
+    ) as context:
+        held = image_upload_sensor(context)
+    assert isinstance(held, dg.SkipReason)
+    assert "next batch" in (held.skip_message or "")
+
+    # A slot frees up: the waiting uploads become one run, nothing was skipped over.
+    instance.report_run_failed(busy[0])
+    with dg.build_sensor_context(
+        cursor=first.cursor, resources=resources, instance=instance
+    ) as context:
+        result = image_upload_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    mine = [r for r in result.run_requests or [] if r.partition_key == tenant_id]
+    assert len(mine) == 1
+    assert sorted(mine[0].run_config["ops"]["images"]["config"]["image_ids"]) == sorted(
+        str(i) for i in ids
+    )
