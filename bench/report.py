@@ -43,9 +43,9 @@ def _at_least(value: float | None, limit: float) -> bool | None:
 
 def bars(results: dict[str, Any]) -> list[Bar]:
     r = results
-    clients = _get(r, "ingest", "clients")
-    rate = _get(r, "freshness", "rate_per_second")
-    points = _get(r, "scale", "collection_info", "points")
+    clients = _get(r, "ingest", "clients") or _get(r, "config", "clients")
+    rate = _get(r, "freshness", "rate_per_second") or _get(r, "config", "freshness_rate")
+    points = _get(r, "scale", "collection_info", "points") or _get(r, "config", "vectors")
     model_ms = _get(r, "raw", "single_image_ms", "all", "p50")
     image_limit = model_ms + 25 if model_ms is not None else None
     checked = _get(r, "freshness", "search_check", "checked")
@@ -64,7 +64,9 @@ def bars(results: dict[str, Any]) -> list[Bar]:
             "ms",
             _at_most(_get(r, "ingest", "upload_latency_ms", "p99"), 50),
             f"p50 {_get(r, 'ingest', 'upload_latency_ms', 'p50')} ms, "
-            f"p95 {_get(r, 'ingest', 'upload_latency_ms', 'p95')} ms",
+            f"p95 {_get(r, 'ingest', 'upload_latency_ms', 'p95')} ms"
+            if _get(r, "ingest")
+            else "",
         ),
         Bar(
             f"Upload-to-searchable p50 (steady {rate} uploads/s)",
@@ -72,7 +74,7 @@ def bars(results: dict[str, Any]) -> list[Bar]:
             _get(r, "freshness", fresh, "p50"),
             "s",
             _at_most(_get(r, "freshness", fresh, "p50"), 8),
-            f"p95 {_get(r, 'freshness', fresh, 'p95')} s",
+            f"p95 {_get(r, 'freshness', fresh, 'p95')} s" if _get(r, "freshness") else "",
         ),
         Bar(
             f"Upload-to-searchable p99 (steady {rate} uploads/s)",
@@ -87,7 +89,7 @@ def bars(results: dict[str, Any]) -> list[Bar]:
             None if not checked else 100.0 * found / checked,
             "%",
             None if not checked else found == checked,
-            f"{found}/{checked} searched right after `completed`",
+            f"{found}/{checked} searched right after `completed`" if checked else "",
         ),
         Bar(
             "Bulk ingest throughput, share of the raw limit",
@@ -95,7 +97,7 @@ def bars(results: dict[str, Any]) -> list[Bar]:
             _get(r, "ingest", "ratio_to_raw_limit"),
             "",
             _at_least(_get(r, "ingest", "ratio_to_raw_limit"), 0.8),
-            f"{ingest_ips} images/s vs raw limit {raw} images/s",
+            f"{ingest_ips} images/s vs raw limit {raw} images/s" if ingest_ips else "",
         ),
         Bar(
             "Tenant reindex throughput (with inference), share of the raw limit",
