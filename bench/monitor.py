@@ -1,8 +1,9 @@
 """Memory and CPU of the stack's processes, sampled with psutil in a background thread.
 
-Tracks the peak RSS of the search API and of every Dagster run worker (a process that a code
-server started for one run, below the daemon), and the CPU time that processes outside the bench
-and its stack used meanwhile: on a shared machine that load skews every number, so it is reported.
+Tracks the peak RSS of the search API (each of its processes, and all together) and of every
+Dagster run worker (a process that a code server started for one run, below the daemon), and the
+CPU time that processes outside the bench and its stack used meanwhile: on a shared machine that
+load skews every number, so it is reported.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from deeplens.stack.stack import Stack
 
 @dataclass
 class Peaks:
-    """Largest RSS seen: of the API, and of each run worker (by pid)."""
+    """Largest RSS seen: of one API process, of the API's processes together (uvicorn and its
+    workers, in one sample), and of each run worker (by pid)."""
 
     api: int = 0
+    api_total: int = 0
     workers: dict[int, int] = field(default_factory=dict)
 
     def see(self, rss: int, api: bool, worker_pid: int | None) -> None:
@@ -30,11 +33,17 @@ class Peaks:
         if worker_pid is not None:
             self.workers[worker_pid] = max(self.workers.get(worker_pid, 0), rss)
 
+    def see_api_total(self, rss: int) -> None:
+        self.api_total = max(self.api_total, rss)
+
     def as_json(self) -> dict[str, object]:
         mib = 1 << 20
         worker = max(self.workers.values(), default=0)
         return {
             "api_peak_rss_mib": round(self.api / mib, 1) if self.api else None,
+            "api_processes_peak_rss_mib": round(self.api_total / mib, 1)
+            if self.api_total
+            else None,
             "run_worker_peak_rss_mib": round(worker / mib, 1) if worker else None,
             "run_workers_seen": len(self.workers),
         }
@@ -180,7 +189,9 @@ class Monitor:
             named.setdefault(proc.pid, (proc, _bench_part(proc)))
         procs = list(named.values())
         api = self.api_process()
+        api_pids = {api.pid, *(p.pid for p in _descendants(api))} if api is not None else set()
         workers = {p.pid for p in self.run_workers()}
+        api_rss = 0
         with self._lock:
             for proc, name in procs:
                 try:
@@ -195,10 +206,13 @@ class Monitor:
                 self._cpu[proc.pid] = cpu
                 name = "dagster run workers" if proc.pid in workers else name
                 self._by_process[name] = self._by_process.get(name, 0.0) + used
-                is_api = api is not None and proc.pid == api.pid
+                is_api = proc.pid in api_pids
+                api_rss += rss if is_api else 0
                 worker = proc.pid if proc.pid in workers else None
                 self.total.see(rss, is_api, worker)
                 self.window.see(rss, is_api, worker)
+            self.total.see_api_total(api_rss)
+            self.window.see_api_total(api_rss)
 
 
 def _bench_part(proc: psutil.Process) -> str:

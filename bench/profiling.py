@@ -48,11 +48,13 @@ class Recording:
 
 
 def record(pid: int, path: Path, seconds: float | None = None, idle: bool = False) -> Recording:
-    """Start sampling `pid` until `stop()`, its exit, or `seconds`."""
+    """Start sampling `pid` and its child processes (uvicorn's workers) until `stop()`, its
+    exit, or `seconds`."""
     exe = py_spy()
     if exe is None:
         raise RuntimeError("py-spy is not installed (pip install py-spy)")
-    argv = [exe, "record", "-p", str(pid), "-r", str(RATE), "--nonblocking", "-f", "raw"]
+    argv = [exe, "record", "-p", str(pid), "-r", str(RATE), "--nonblocking", "--subprocesses"]
+    argv += ["-f", "raw"]
     argv += ["-o", str(path)]
     if seconds is not None:
         argv += ["-d", str(max(1, int(seconds)))]

@@ -201,7 +201,11 @@ def other_measurements(r: dict[str, Any]) -> list[tuple[str, str]]:
             f"{_get(r, 'scale', 'synthetic_vectors')} in {_get(r, 'scale', 'insert_seconds')} s"
             f" / HNSW {_get(r, 'scale', 'index_seconds')} s",
         ),
-        ("Peak RSS, search API", f"{_get(r, 'memory', 'api_peak_rss_mib')} MiB"),
+        (
+            "Peak RSS, search API: one process / all its processes",
+            f"{_get(r, 'memory', 'api_peak_rss_mib')} / "
+            f"{_get(r, 'memory', 'api_processes_peak_rss_mib')} MiB",
+        ),
         ("Peak RSS, run worker", f"{_get(r, 'memory', 'run_worker_peak_rss_mib')} MiB"),
     ]
     return rows

@@ -16,13 +16,14 @@ def sha256_hex(data: bytes) -> str:
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._resolved = root.resolve()  # once: resolving walks every component (a syscall each)
 
     def key_for(self, tenant_id: str, digest: str) -> str:
         return f"{tenant_id}/{digest[:2]}/{digest}"
 
     def path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if self.root.resolve() not in path.parents:
+        path = Path(os.path.normpath(self._resolved / key))
+        if self._resolved not in path.parents:
             raise ValueError(f"blob key {key!r} escapes the blob root")
         return path
 

@@ -7,6 +7,7 @@ embedded servers it starts, so child processes always see a complete configurati
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,9 +35,27 @@ class Settings(BaseSettings):
         900.0,
         description="An image queued or processing for this long gets its upload event again.",
     )
+    api_workers: int = Field(
+        0, ge=0, description="Search API worker processes; 0 = one per CPU, at most 4."
+    )
+    upload_concurrency: int = Field(
+        1,
+        ge=1,
+        description=(
+            "Uploads one API process validates and stores at once; the rest wait their turn. "
+            "More threads only contend for the interpreter; raise it when the database is far."
+        ),
+    )
     max_upload_bytes: int = Field(
         20 * 1024 * 1024, gt=0, description="Largest image the API accepts (uploads and queries)."
     )
+
+    def resolved_api_workers(self) -> int:
+        """`api_workers`, or one per CPU this process may run on (at most 4)."""
+        if self.api_workers:
+            return self.api_workers
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return max(1, min(4, cpus or 1))
 
     def resolved_blob_root(self) -> Path:
         return (self.blob_root or self.home / "blobs").resolve()

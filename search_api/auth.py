@@ -26,13 +26,17 @@ class TenantKeys:
         self._entries: dict[str, tuple[Tenant, float]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, api_key: str) -> Tenant | None:
+        """The key's tenant if it is remembered (no I/O: safe on the event loop), else None."""
+        with self._lock:
+            entry = self._entries.get(hash_key(api_key))
+        return entry[0] if entry is not None and entry[1] > time.monotonic() else None
+
     def lookup(self, api_key: str) -> Tenant | None:
+        if (tenant := self.cached(api_key)) is not None:
+            return tenant
         digest = hash_key(api_key)
         now = time.monotonic()
-        with self._lock:
-            entry = self._entries.get(digest)
-        if entry is not None and entry[1] > now:
-            return entry[0]
         tenant = self._load(digest)
         with self._lock:
             if tenant is None:

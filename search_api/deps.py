@@ -8,7 +8,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Security, status
 from fastapi.requests import HTTPConnection
 from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
 
+from deeplens.catalog import tenants
 from deeplens.catalog.tenants import Tenant
 from search_api.services import Services
 
@@ -23,7 +25,9 @@ admin_key_header = APIKeyHeader(
 )
 
 
-def get_services(connection: HTTPConnection) -> Services:
+# The dependencies are `async def` so that FastAPI calls them on the event loop: a plain `def`
+# dependency costs a thread-pool round trip per request, for work that takes microseconds.
+async def get_services(connection: HTTPConnection) -> Services:
     services: Services = connection.app.state.services
     return services
 
@@ -47,13 +51,33 @@ def tenant_for_key(services: Services, api_key: str | None) -> Tenant:
     return tenant
 
 
-def current_tenant(
+async def current_tenant(
     services: ServicesDep, api_key: Annotated[str | None, Security(api_key_header)]
 ) -> Tenant:
-    return tenant_for_key(services, api_key)
+    """The key's tenant: from the in-process cache, or else looked up in a worker thread."""
+    if api_key and (tenant := services.keys.cached(api_key)) is not None:
+        return tenant
+    return await run_in_threadpool(tenant_for_key, services, api_key)
 
 
 TenantDep = Annotated[Tenant, Depends(current_tenant)]
+
+
+def confirm_tenant(services: Services, tenant: Tenant) -> None:
+    """401 if the tenant no longer exists in the catalog.
+
+    A key's tenant comes from a per-process cache, which a deletion clears in every API process
+    through a notification; a route that finds nothing asks the catalog before answering 404, so
+    a deleted tenant's key gets 401 even before that notification has arrived.
+    """
+    with services.db.connection() as conn:
+        exists = tenants.get(conn, tenant.tenant_id) is not None
+    if not exists:
+        services.keys.forget_tenant(tenant.tenant_id)
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"tenant {tenant.tenant_id!r} no longer exists; its API key is void",
+        )
 
 
 def require_admin(

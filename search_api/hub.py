@@ -1,9 +1,14 @@
-"""Status change fan-out for WebSockets: one ``LISTEN deeplens_image`` connection per process.
+"""Status change fan-out for WebSockets, and tenant deletions: one listening connection per
+process.
 
 A trigger on the images table notifies ``deeplens_image`` with the image id whenever an image's
 status changes. A background thread listens and wakes the sockets that watch that id; each socket
 then reads the status itself (through the pool). Wake-ups coalesce, so a burst of changes costs
 one read. After a reconnect every subscriber is woken, since changes may have been missed.
+
+The same connection listens on ``deeplens_tenant``, where a deleted tenant's id is announced, and
+hands it to ``on_tenant_deleted`` (the API forgets the tenant's cached key: several API processes
+each keep their own cache).
 """
 
 from __future__ import annotations
@@ -12,12 +17,14 @@ import asyncio
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 
 import psycopg
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "deeplens_image"
+TENANT_CHANNEL = "deeplens_tenant"
 
 
 class Subscription:
@@ -38,8 +45,14 @@ class Subscription:
 
 
 class StatusHub:
-    def __init__(self, database_url: str, reconnect_delay: float = 1.0) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        reconnect_delay: float = 1.0,
+        on_tenant_deleted: Callable[[str], None] | None = None,
+    ) -> None:
         self._database_url = database_url
+        self._on_tenant_deleted = on_tenant_deleted
         self._reconnect_delay = reconnect_delay
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
         self._lock = threading.Lock()
@@ -95,10 +108,15 @@ class StatusHub:
                     self._database_url, autocommit=True, connect_timeout=5
                 ) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(f"LISTEN {TENANT_CHANNEL}")
                     self._wake_all()
                     while not self._stop.is_set():
                         for notify in conn.notifies(timeout=1.0):
-                            self.publish(notify.payload)
+                            if notify.channel == TENANT_CHANNEL:
+                                if self._on_tenant_deleted is not None:
+                                    self._on_tenant_deleted(notify.payload)
+                            else:
+                                self.publish(notify.payload)
             except Exception as exc:  # log, reconnect; never let the thread die
                 log.warning("status hub: %s: %s; reconnecting", type(exc).__name__, exc)
                 self._stop.wait(self._reconnect_delay)

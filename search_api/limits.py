@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import HTTPException, status
 from fastapi.responses import JSONResponse
+from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deeplens.settings import Settings
@@ -54,6 +55,17 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+def keep_parts_in_memory(limit: int) -> None:
+    """Let the multipart parser hold parts of up to `limit` bytes in memory.
+
+    Starlette spools a file part over 1 MiB to a temporary file, writing each further 64 KiB
+    chunk from a worker thread, and the route then reads it back: for a 3 MB PNG, a disk write, a
+    read and dozens of thread hops. `BodySizeLimit` bounds a request's body, so memory is bounded
+    too (by the limit times the requests in flight).
+    """
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, limit)
 
 
 def _upload_limit(scope: Scope) -> int:

@@ -10,8 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from deeplens.settings import Settings
-from search_api import errors
-from search_api.limits import BodySizeLimit
+from search_api import errors, limits
 from search_api.routes import health, images, processing, search, tenants
 from search_api.services import Services
 
@@ -25,6 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             )
         services = Services.create(settings or Settings())
+        limits.keep_parts_in_memory(services.settings.max_upload_bytes + limits.FORM_SLACK)
         app.state.services = services
         services.start()
         try:
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Multi-tenant image similarity search.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodySizeLimit)
+    app.add_middleware(limits.BodySizeLimit)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(tenants.router)

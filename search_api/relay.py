@@ -1,10 +1,15 @@
 """The outbox relay: publishes the catalog's outbox rows to Kafka from a background thread.
 
 It wakes on ``NOTIFY deeplens_outbox`` (and polls every second in case a wake-up is missed),
-claims unsent rows with ``FOR UPDATE SKIP LOCKED`` (several API processes can relay side by side),
-produces them, and in the same transaction marks them sent and moves announced uploads to
-``queued``. When Kafka or Postgres is down it logs, backs off and catches up later; uploads never
-wait for it. Delivery is at least once: a crash between produce and commit publishes again.
+claims unsent rows with ``FOR UPDATE SKIP LOCKED``, produces them, and in the same transaction
+marks them sent and moves announced uploads to ``queued``. When Kafka or Postgres is down it logs,
+backs off and catches up later; uploads never wait for it. Delivery is at least once: a crash
+between produce and commit publishes again.
+
+One relay publishes at a time: each API process runs one, and the one holding a session-level
+advisory lock leads while the others stand by, trying for the lock every few seconds (a leader
+that dies loses its session, and with it the lock). Relays side by side would be correct (rows
+are claimed with SKIP LOCKED) but every upload's NOTIFY would wake them all to race for it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from deeplens.kafka import make_producer, produce_all
 log = logging.getLogger(__name__)
 
 CHANNEL = "deeplens_outbox"
+LEADER_LOCK = "deeplens.outbox_relay"
 
 
 class OutboxRelay:
@@ -40,6 +46,7 @@ class OutboxRelay:
         max_backoff: float = 10.0,
         requeue_after: float = 900.0,
         producer_config: dict[str, Any] | None = None,
+        standby_interval: float = 3.0,
     ) -> None:
         self._database_url = database_url
         self._bootstrap = kafka_bootstrap
@@ -50,6 +57,8 @@ class OutboxRelay:
         self._requeue_after = requeue_after
         self._next_requeue = time.monotonic() + min(60.0, requeue_after)
         self._producer_config = producer_config or {}
+        self._standby_interval = standby_interval
+        self._leading = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection | None = None
@@ -80,6 +89,9 @@ class OutboxRelay:
         while not self._stop.is_set():
             try:
                 conn = self._connection()
+                if not self._lead(conn):
+                    self._stop.wait(self._standby_interval)
+                    continue
                 while not self._stop.is_set() and self.publish_batch(conn):
                     pass
                 self._requeue_stale(conn)
@@ -131,10 +143,28 @@ class OutboxRelay:
                 "re-sent upload events of %d image(s) idle for %.0fs", count, self._requeue_after
             )
 
+    @property
+    def leading(self) -> bool:
+        """Whether this relay is the one publishing (it holds the leader lock)."""
+        return self._leading
+
+    def _lead(self, conn: psycopg.Connection) -> bool:
+        """Take the leader lock if free (kept for the session); listen once leading."""
+        if not self._leading:
+            row = conn.execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s))", (LEADER_LOCK,)
+            ).fetchone()
+            if row is None or not row[0]:
+                return False
+            conn.execute(f"LISTEN {CHANNEL}")
+            self._leading = True
+            log.info("outbox relay: leading")
+        return True
+
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
+            self._leading = False  # a new session holds no lock
             self._conn = psycopg.connect(self._database_url, autocommit=True, connect_timeout=5)
-            self._conn.execute(f"LISTEN {CHANNEL}")
         return self._conn
 
     def _kafka(self) -> Producer:
@@ -154,6 +184,7 @@ class OutboxRelay:
                 self._producer = None
 
     def _close_conn(self) -> None:
+        self._leading = False
         if self._conn is not None:
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()

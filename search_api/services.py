@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
+from anyio import CapacityLimiter
 from confluent_kafka.admin import AdminClient
 from dagster import DagsterInstance
 from psycopg_pool import ConnectionPool
@@ -45,6 +46,7 @@ class Services:
     partitions: TenantPartitions
     hub: StatusHub
     relay: OutboxRelay
+    upload_limiter: CapacityLimiter = field(default_factory=lambda: CapacityLimiter(1))
     model_spec: ModelSpec | None = None
     embedder: Embedder | None = None
     model_error: str | None = None
@@ -72,6 +74,7 @@ class Services:
             with db.connection() as conn:
                 return tenants.by_key_hash(conn, digest)
 
+        keys = TenantKeys(tenant_by_key_hash)
         services = cls(
             settings=settings,
             db=db,
@@ -79,10 +82,11 @@ class Services:
             redis=cache_client,
             kafka_admin=kafka_admin,
             blobs=BlobStore(settings.resolved_blob_root()),
-            keys=TenantKeys(tenant_by_key_hash),
+            keys=keys,
             cache=cache,
             partitions=TenantPartitions(_dagster_instance()),
-            hub=StatusHub(database_url),
+            upload_limiter=CapacityLimiter(settings.upload_concurrency),
+            hub=StatusHub(database_url, on_tenant_deleted=keys.forget_tenant),
             relay=OutboxRelay(
                 database_url,
                 bootstrap,

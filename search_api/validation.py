@@ -54,18 +54,26 @@ def megabytes(n: int) -> str:
     return f"{n / (1 << 20):g} MiB"
 
 
+def check_size(size: int, limit: int) -> None:
+    """413 for a file of `size` bytes over `limit`."""
+    if size > limit:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, _too_large(limit))
+
+
+def _too_large(limit: int) -> str:
+    return (
+        f"the file is larger than the {megabytes(limit)} limit; "
+        "send a smaller or more compressed image"
+    )
+
+
 def read_limited(stream: BinaryIO, limit: int, chunk_size: int = CHUNK_SIZE) -> bytes:
     """All of `stream`, or 413 as soon as it proves longer than `limit` bytes."""
     chunks: list[bytes] = []
     size = 0
     while chunk := stream.read(min(chunk_size, limit + 1 - size)):
         size += len(chunk)
-        if size > limit:
-            raise HTTPException(
-                status.HTTP_413_CONTENT_TOO_LARGE,
-                f"the file is larger than the {megabytes(limit)} limit; "
-                "send a smaller or more compressed image",
-            )
+        check_size(size, limit)
         chunks.append(chunk)
     return b"".join(chunks)
 

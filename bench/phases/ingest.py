@@ -45,9 +45,9 @@ class Sent:
 
 def upload_all(ctx: Context, tenant: api.Tenant, items: list[Item], clients: int) -> list[Sent]:
     """Upload `items` from `clients` threads, each with its own keep-alive connection."""
-    todo: queue.SimpleQueue[tuple[Item, api.Encoded]] = queue.SimpleQueue()
+    todo: queue.SimpleQueue[tuple[Item, bytes]] = queue.SimpleQueue()
     for item in items:
-        todo.put((item, api.encode_upload(item)))
+        todo.put((item, api.encode_upload(item).request(tenant)))
     sent: list[Sent] = []
     lock = threading.Lock()
 
@@ -55,11 +55,11 @@ def upload_all(ctx: Context, tenant: api.Tenant, items: list[Item], clients: int
         with api.LeanClient(ctx.system.api_url) as client:
             while True:
                 try:
-                    item, encoded = todo.get_nowait()
+                    item, request = todo.get_nowait()
                 except queue.Empty:
                     return
                 started, t0 = time.time(), time.perf_counter()
-                code, body = client.upload(tenant, encoded)
+                code, body = client.upload(request)
                 ms = (time.perf_counter() - t0) * 1000
                 record = Sent(
                     item, started, ms, code, body.get("imageId"), body.get("uploadTimeMs")

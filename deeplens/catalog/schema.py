@@ -77,6 +77,14 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER image_notify AFTER UPDATE OF status, embedded_at ON deeplens.images
         FOR EACH ROW EXECUTE FUNCTION deeplens.notify_image();
     """,
+    # 2: a deleted tenant is announced on deeplens_tenant (payload: its id), so that every API
+    # process forgets the tenant's cached key at once.
+    """
+    CREATE FUNCTION deeplens.notify_tenant_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_notify('deeplens_tenant', OLD.tenant_id); RETURN NULL; END $$;
+    CREATE TRIGGER tenant_deleted_notify AFTER DELETE ON deeplens.tenants
+        FOR EACH ROW EXECUTE FUNCTION deeplens.notify_tenant_deleted();
+    """,
 ]
 
 

@@ -50,7 +50,10 @@ def start_webserver(
     return proc, f"http://{HOST}:{port}"
 
 
-def start_api(env: dict[str, str], port: int, logs: Path, cwd: Path) -> ManagedProcess:
+def start_api(
+    env: dict[str, str], port: int, logs: Path, cwd: Path, workers: int = 1
+) -> ManagedProcess:
+    """uvicorn with `workers` processes sharing the port (each runs the app's lifespan)."""
     argv = [
         sys.executable,
         "-m",
@@ -61,6 +64,8 @@ def start_api(env: dict[str, str], port: int, logs: Path, cwd: Path) -> ManagedP
         "--port",
         str(port),
         "--no-access-log",
+        "--workers",
+        str(workers),
     ]
     return ManagedProcess("search-api", argv, logs / "search-api.log", env=env, cwd=cwd)
 

@@ -241,7 +241,10 @@ class Stack:
             self.env, workspace, ui_port, self.logs, PROJECT_ROOT
         )
         self.processes.append(webserver)
-        self.processes.append(apps.start_api(self.env, api_port, self.logs, PROJECT_ROOT))
+        workers = self.settings.resolved_api_workers()
+        self.processes.append(
+            apps.start_api(self.env, api_port, self.logs, PROJECT_ROOT, workers=workers)
+        )
         apps.wait_for_api(api_url, self.processes[-1])
         apps.wait_for_code_location(ui_url, webserver)
         self.endpoints["ui"] = Endpoint("Dagster UI", ui_url, True)

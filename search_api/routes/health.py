@@ -55,7 +55,11 @@ def readyz(services: ServicesDep) -> JSONResponse:
             "status": "ready" if ready else "unavailable",
             "dependencies": results,
             "model": model,
-            "relay": {"running": services.relay.running, "published": services.relay.published},
+            "relay": {
+                "running": services.relay.running,
+                "leading": services.relay.leading,
+                "published": services.relay.published,
+            },
         },
         status_code=200 if ready else 503,
     )

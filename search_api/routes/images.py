@@ -7,20 +7,23 @@ transaction. The outbox relay publishes the event; this route never talks to Kaf
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import psycopg
-from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile, status
+from anyio import to_thread
+from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from deeplens.blobs import sha256_hex
 from deeplens.catalog import images
 from deeplens.catalog.images import Image, NewImage
+from deeplens.catalog.tenants import Tenant
 from deeplens.status import status_view
-from search_api import validation
-from search_api.deps import ServicesDep, TenantDep, check_tenant_field
+from search_api import forms, validation
+from search_api.deps import ServicesDep, TenantDep, check_tenant_field, confirm_tenant
 from search_api.schemas import ImageDetails, StatusView, UploadAccepted
 from search_api.services import Services
 
@@ -45,36 +48,86 @@ def websocket_url(image_id: uuid.UUID) -> str:
     return f"/hub/processing-status?imageId={image_id}"
 
 
+# The form `upload_image` reads (documented here, parsed by `search_api.forms`).
+UPLOAD_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "title": "Upload",
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The image (JPEG, PNG, WebP, GIF, BMP).",
+                        },
+                        "uploadedBy": {"type": "string", "description": "Who uploaded it."},
+                        "metadata": {
+                            "type": "string",
+                            "description": "A JSON object stored with the image.",
+                        },
+                        "tenantId": {
+                            "type": "string",
+                            "description": "Optional; must be the key's tenant.",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=UploadAccepted,
     response_model_exclude_none=True,
-    responses={200: {"model": UploadAccepted, "description": "Already uploaded"}, **_ERRORS},
+    responses={
+        200: {"model": UploadAccepted, "description": "Already uploaded"},
+        422: {"description": "Not a multipart/form-data body, or no part named 'file'"},
+        **_ERRORS,
+    },
+    openapi_extra=UPLOAD_FORM,
 )
-def upload_image(
-    tenant: TenantDep,
-    services: ServicesDep,
-    response: Response,
-    file: Annotated[UploadFile, File(description="The image (JPEG, PNG, WebP, GIF, BMP).")],
-    uploaded_by: Annotated[str | None, Form(alias="uploadedBy")] = None,
-    metadata: Annotated[
-        str | None, Form(description="A JSON object stored with the image.")
-    ] = None,
-    tenant_id: Annotated[
-        str | None, Form(alias="tenantId", description="Optional; must be the key's tenant.")
-    ] = None,
-) -> UploadAccepted:
+async def upload_image(request: Request, tenant: TenantDep, services: ServicesDep) -> Response:
     """Accept an image for indexing: 202 at once, processing continues in the background.
 
     The same bytes uploaded again to the tenant answer 200 with the existing image
     (`duplicateOf`) and change nothing.
     """
     started = time.perf_counter()
-    check_tenant_field(tenant, tenant_id)
-    meta = validation.parse_metadata(metadata)
-    uploader = validation.clean_text(uploaded_by, "uploadedBy", validation.MAX_UPLOADED_BY_CHARS)
-    data = validation.read_limited(file.file, services.settings.max_upload_bytes)
+    body = await request.body()  # bounded by `BodySizeLimit`
+    content_type = request.headers.get("content-type", "")
+    work = functools.partial(accept_upload, services, tenant, content_type, body, started)
+    return await to_thread.run_sync(work, limiter=services.upload_limiter)
+
+
+def accept_upload(
+    services: Services, tenant: Tenant, content_type: str, body: bytes, started: float
+) -> Response:
+    """Validate the form completely, then store the bytes, the row and its event."""
+    try:
+        form = forms.parse(content_type, body)
+    except forms.FormError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    file = form.file("file")
+    if file is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "the form has no file part named 'file': send the image as "
+            "multipart/form-data, field 'file'",
+        )
+    check_tenant_field(tenant, form.text("tenantId"))
+    meta = validation.parse_metadata(form.text("metadata"))
+    uploader = validation.clean_text(
+        form.text("uploadedBy"), "uploadedBy", validation.MAX_UPLOADED_BY_CHARS
+    )
+    data = file.data
+    validation.check_size(len(data), services.settings.max_upload_bytes)
     info = validation.inspect_image(data)
     digest = sha256_hex(data)
 
@@ -104,11 +157,10 @@ def upload_image(
     if created:
         message = "Image uploaded successfully. Processing started in background."
     else:
-        response.status_code = status.HTTP_200_OK
         message = (
             f"These bytes were already uploaded as image {image.image_id}; nothing new was stored."
         )
-    return UploadAccepted(
+    answer = UploadAccepted(
         image_id=image.image_id,
         status=image.status,
         message=message,
@@ -121,12 +173,18 @@ def upload_image(
         timestamp=datetime.now(UTC),
         duplicate_of=None if created else image.image_id,
     )
+    return Response(
+        answer.model_dump_json(by_alias=True, exclude_none=True),
+        status_code=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        media_type="application/json",
+    )
 
 
-def _image_or_404(services: Services, tenant_id: str, image_id: uuid.UUID) -> Image:
+def _image_or_404(services: Services, tenant: Tenant, image_id: uuid.UUID) -> Image:
     with services.db.connection() as conn:
-        image = images.get(conn, image_id, tenant_id)
+        image = images.get(conn, image_id, tenant.tenant_id)
     if image is None:
+        confirm_tenant(services, tenant)
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no image {image_id} for this tenant")
     return image
 
@@ -134,14 +192,14 @@ def _image_or_404(services: Services, tenant_id: str, image_id: uuid.UUID) -> Im
 @router.get("/{image_id}/status", response_model=StatusView, response_model_exclude_none=True)
 def image_status(image_id: uuid.UUID, tenant: TenantDep, services: ServicesDep) -> dict[str, Any]:
     """Where the image is in processing: `status`, `processingSteps[]`, `percentComplete`."""
-    image = _image_or_404(services, tenant.tenant_id, image_id)
+    image = _image_or_404(services, tenant, image_id)
     return status_view(image, datetime.now(UTC))
 
 
 @router.get("/{image_id}", response_model=ImageDetails)
 def image_details(image_id: uuid.UUID, tenant: TenantDep, services: ServicesDep) -> ImageDetails:
     """What was stored about the image."""
-    image = _image_or_404(services, tenant.tenant_id, image_id)
+    image = _image_or_404(services, tenant, image_id)
     return ImageDetails(
         image_id=image.image_id,
         tenant_id=image.tenant_id,

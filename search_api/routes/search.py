@@ -20,7 +20,7 @@ from deeplens.catalog import images
 from deeplens.catalog.tenants import Tenant
 from deeplens.model.imaging import DECODE_ERRORS, ImageError
 from search_api import validation
-from search_api.deps import ServicesDep, TenantDep
+from search_api.deps import ServicesDep, TenantDep, confirm_tenant
 from search_api.schemas import SearchHit, SearchResponse
 from search_api.services import Services
 
@@ -86,6 +86,7 @@ def similar_images(
     with services.db.connection() as conn:
         image = images.get(conn, image_id, tenant.tenant_id)
     if image is None:
+        confirm_tenant(services, tenant)
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no image {image_id} for this tenant")
     if image.status != "completed":
         raise HTTPException(

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from anyio import CapacityLimiter
 from fastapi.testclient import TestClient
 
 from deeplens.blobs import BlobStore
@@ -43,6 +44,7 @@ class FakeServices:
     blobs: BlobStore
     db: Any = field(default_factory=UntouchableDb)
     key_lookups: list[str] = field(default_factory=list)
+    upload_limiter: CapacityLimiter = field(default_factory=lambda: CapacityLimiter(1))
 
     def __post_init__(self) -> None:
         def load(digest: str) -> Tenant | None:

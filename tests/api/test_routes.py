@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from search_api.deps import get_services
 from search_api.limits import BodySizeLimit
 from search_api.main import create_app
 from tests.api import samples
@@ -195,6 +196,7 @@ async def _call(
         "type": "http",
         "method": "POST",
         "path": "/api/v1/images",
+        "query_string": b"",
         "headers": headers,
         "app": FastAPI(),
     }
@@ -212,14 +214,21 @@ def test_declared_oversize_body_is_413_before_reading_it() -> None:
     assert (status, pulled) == (413, 0)
 
 
-def test_undeclared_oversize_body_is_cut_off_while_streaming() -> None:
+def test_undeclared_oversize_body_is_cut_off_while_streaming(
+    fake_services: FakeServices,
+) -> None:
     head = (
         b"--b\r\n"
         b'Content-Disposition: form-data; name="file"; filename="big.jpg"\r\n'
         b"Content-Type: image/jpeg\r\n\r\n"
     )
     chunks = [head] + [b"x" * (1 << 20)] * 100
-    headers = [(b"content-type", b"multipart/form-data; boundary=b")]
-    status, pulled = asyncio.run(_call(create_app(), headers, chunks))
+    headers = [
+        (b"content-type", b"multipart/form-data; boundary=b"),
+        (b"x-api-key", API_KEY.encode()),
+    ]
+    app = create_app()
+    app.dependency_overrides[get_services] = lambda: fake_services
+    status, pulled = asyncio.run(_call(app, headers, chunks))
     assert status == 413
     assert pulled <= 22, "the body must be refused soon after it passes the 20 MiB limit"

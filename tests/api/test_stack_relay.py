@@ -141,3 +141,28 @@ def test_relay_survives_a_kafka_outage_and_catches_up(
         cache_client.delete(generation)
         if broker is not None:
             broker.process.stop()
+
+
+def test_one_relay_publishes_and_a_standby_takes_over(stack: Stack, scratch_db: str) -> None:
+    bootstrap = stack.env["DEEPLENS_KAFKA_BOOTSTRAP"]
+    first, second = (
+        OutboxRelay(scratch_db, bootstrap, poll_interval=0.2, standby_interval=0.2)
+        for _ in range(2)
+    )
+    first.start()
+    try:
+        assert wait_for(lambda: first.leading, timeout=10)
+        second.start()
+        ids = seed(scratch_db, unique_id("relay"), 3, completed=False)
+        assert wait_for(lambda: statuses(scratch_db, ids) == {"queued"}, timeout=20)
+        assert first.published == 3
+        assert not second.leading and second.published == 0, "a second relay stands by"
+
+        first.stop()
+        assert wait_for(lambda: second.leading, timeout=10), "the standby takes over"
+        more = seed(scratch_db, unique_id("relay"), 2, completed=False)
+        assert wait_for(lambda: statuses(scratch_db, more) == {"queued"}, timeout=20)
+        assert second.published == 2
+    finally:
+        first.stop()
+        second.stop()
