@@ -35,7 +35,7 @@ class BenchConfig:
     raw_images: int = 600  # the raw limit's sample of the bulk images (same mix)
     raw_single: int = 100  # images embedded one at a time for the batch-1 model time
     batch_sweep: bool = True  # model ms/image at batch 1..64
-    profile: bool = True
+    profile: bool = False  # py-spy during the measured phases (`--profile`)
     plots: bool = True
     reindex: bool = True
     only: tuple[str, ...] = ()  # run just these phases (in their usual order); () = all
@@ -58,7 +58,6 @@ class BenchConfig:
             neardup_originals=6,
             raw_single=5,
             batch_sweep=False,
-            profile=False,
             smoke=True,
         )
         return replace(small, **overrides)

@@ -17,23 +17,29 @@ class CatalogResource(dg.ConfigurableResource):
 
     _pool: ConnectionPool | None = PrivateAttr(default=None)
 
+    _active: bool = PrivateAttr(default=False)
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._pool = ConnectionPool(
-            self.url,
-            min_size=1,
-            max_size=self.max_connections,
-            open=True,
-            kwargs={"autocommit": True},
-            name="deeplens-dagster",
-        )
+        self._active = True  # the pool opens on first use: most sensor ticks need no database
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self._active = False
         if self._pool is not None:
             self._pool.close()
+            self._pool = None
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        if self._pool is None:
+        if not self._active:
             raise RuntimeError("CatalogResource used outside of a run or sensor")
+        if self._pool is None:
+            self._pool = ConnectionPool(
+                self.url,
+                min_size=1,
+                max_size=self.max_connections,
+                open=True,
+                kwargs={"autocommit": True},
+                name="deeplens-dagster",
+            )
         with self._pool.connection() as conn:
             yield conn
