@@ -66,13 +66,13 @@ def ensure_tenant_collection(client: QdrantClient, tenant_id: str, model: str, d
     return alias
 
 
-def wait_indexed(client: QdrantClient, name: str, timeout: float = 600) -> None:
+def wait_indexed(client: QdrantClient, name: str, timeout: float = 600, poll: float = 0.1) -> None:
     """Wait until Qdrant reports the collection optimised (green), so a swap to it is fast."""
     deadline = time.monotonic() + timeout
     while client.get_collection(name).status != qm.CollectionStatus.GREEN:
         if time.monotonic() > deadline:
             raise TimeoutError(f"collection {name} not indexed within {timeout:.0f}s")
-        time.sleep(0.5)
+        time.sleep(poll)
 
 
 def swap_alias(client: QdrantClient, alias: str, new_collection: str) -> str | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import uvicorn
 
 from deeplens.qdrant_local.app import create_app
+from deeplens.qdrant_local.store import DEFAULT_OPTIMIZE_DELAY
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--optimize-delay",
         type=float,
-        default=2.0,
+        default=DEFAULT_OPTIMIZE_DELAY,
         help="seconds without writes before a collection's optimizer (HNSW indexing) runs",
     )
     parser.add_argument("--log-level", default="INFO")

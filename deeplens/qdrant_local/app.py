@@ -12,10 +12,10 @@ from starlette.exceptions import HTTPException
 
 from deeplens.qdrant_local.errors import NotFound, QdrantError, error_body
 from deeplens.qdrant_local.routes import aliases, collections, points, service
-from deeplens.qdrant_local.store import Store
+from deeplens.qdrant_local.store import DEFAULT_OPTIMIZE_DELAY, Store
 
 
-def create_app(data_dir: Path, optimize_delay: float = 2.0) -> FastAPI:
+def create_app(data_dir: Path, optimize_delay: float = DEFAULT_OPTIMIZE_DELAY) -> FastAPI:
     """The server for ``data_dir``; collections open at startup and close cleanly at shutdown.
 
     ``optimize_delay``: seconds without writes to a collection before its optimizer (HNSW

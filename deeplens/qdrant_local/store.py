@@ -35,6 +35,10 @@ from deeplens.qdrant_local.workers import Worker
 
 log = logging.getLogger(__name__)
 
+# Seconds without writes before a collection's optimizer (HNSW indexing) runs. Short, so that a
+# rebuilt collection is indexed soon after its last upsert (a reindex waits for that); a writer
+# that never pauses is indexed anyway once its backlog is large (see `Collection.backlog`).
+DEFAULT_OPTIMIZE_DELAY = 0.5
 _FORBIDDEN = set('<>:"/\\|?*\0\x1f')
 
 
@@ -46,7 +50,7 @@ def _check_name(name: str) -> None:
 
 
 class Store:
-    def __init__(self, data_dir: Path, optimize_delay: float = 2.0) -> None:
+    def __init__(self, data_dir: Path, optimize_delay: float = DEFAULT_OPTIMIZE_DELAY) -> None:
         self.root = data_dir
         self._dir = data_dir / "collections"
         self._trash = data_dir / ".trash"
