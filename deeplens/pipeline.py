@@ -201,11 +201,10 @@ def index(
         vectors.create_collection(client, target, dim)
     else:
         target = alias
-    for offset in range(0, len(ready), 512):
-        part = ready[offset : offset + 512]
-        matrix = np.stack([vecs[r.image_id] for r in part]) if part else np.zeros((0, dim))
-        vectors.upsert(
-            client, target, [r.image_id for r in part], matrix, [payload(r) for r in part]
+    if ready:
+        matrix = np.stack([vecs[r.image_id] for r in ready])
+        vectors.upsert_batches(
+            client, target, [r.image_id for r in ready], matrix, [payload(r) for r in ready]
         )
     outcome.indexed = len(ready)
     if rebuild:

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # Seconds without writes before a collection's optimizer (HNSW indexing) runs. Short, so that a
 # rebuilt collection is indexed soon after its last upsert (a reindex waits for that); a writer
 # that never pauses is indexed anyway once its backlog is large (see `Collection.backlog`).
-DEFAULT_OPTIMIZE_DELAY = 0.5
+DEFAULT_OPTIMIZE_DELAY = 0.25
 _FORBIDDEN = set('<>:"/\\|?*\0\x1f')
 
 
