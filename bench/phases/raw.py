@@ -32,7 +32,7 @@ def pipeline_embedder() -> tuple[Embedder, int]:
 
 
 def run(ctx: Context) -> dict[str, object]:
-    items = sample(ctx.workload.bulk, ctx.config.raw_images)
+    items = sample(ctx.workload.bulk, ctx.config.raw_images or len(ctx.workload.bulk))
     embedder, chunk = pipeline_embedder()
     with embedder:
         embedder.embed_bytes([i.data for i in items[: embedder.max_batch_size]])  # warm up
