@@ -14,18 +14,21 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import psycopg
-from qdrant_client import QdrantClient
 
-from deeplens import events, vectors
+from deeplens import events
 from deeplens.blobs import BlobStore
 from deeplens.catalog import embeddings as stored
 from deeplens.catalog import images as catalog
 from deeplens.catalog.images import Image
 from deeplens.naming import physical_collection
 from deeplens.status import processing_steps
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
 
 RETRYABLE = ("uploaded", "queued", "processing", "failed")
 
@@ -171,6 +174,13 @@ class IndexOutcome:
     rebuilt_from: str | None = None
     seconds: float = 0.0
     missing_vectors: list[uuid.UUID] = field(default_factory=list)
+    # Seconds per part (load, upsert, build_index, swap, complete): where a rebuild's time goes.
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def lap(self, part: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings[part] = round(now - since, 3)
+        return now
 
 
 def index(
@@ -189,11 +199,16 @@ def index(
     Images become ``completed`` here, and each gets its ``processing.completed`` event in the
     same transaction.
     """
+    # Imported here, not at the top: qdrant-client takes half a second to import, and a run
+    # worker imports this module before its first step (`embeddings` has it loaded meanwhile).
+    from deeplens import vectors
+
     started = time.perf_counter()
     candidates = [r for r in rows if r.status != "failed" or rebuild]
     vecs = stored.load(conn, model, model_version, [r.image_id for r in candidates])
     ready = [r for r in candidates if r.image_id in vecs]
     outcome = IndexOutcome(collection=alias)
+    lap = outcome.lap("load", started)
     outcome.missing_vectors = [r.image_id for r in candidates if r.image_id not in vecs]
     rebuild_started = datetime.now(UTC)
     if rebuild:
@@ -207,15 +222,18 @@ def index(
             client, target, [r.image_id for r in ready], matrix, [payload(r) for r in ready]
         )
     outcome.indexed = len(ready)
+    lap = outcome.lap("upsert", lap)
     if rebuild:
         # Searches move to the new collection only once its index is built.
         vectors.wait_indexed(client, target)
+        lap = outcome.lap("build_index", lap)
         old = vectors.swap_alias(client, alias, target)
         _catch_up(conn, client, target, tenant_id, model, model_version, rebuild_started)
         if old is not None and old != target:
             client.delete_collection(old)
         outcome.rebuilt_from = old
         outcome.collection = target
+        lap = outcome.lap("swap", lap)
     with conn.transaction():
         done = catalog.mark_completed(
             conn, tenant_id, [r.image_id for r in ready if r.status != "completed"]
@@ -239,6 +257,7 @@ def index(
             )
             catalog.enqueue(conn, events.TOPIC_COMPLETED, tenant_id, event)
     outcome.completed = len(done)
+    outcome.lap("complete", lap)
     outcome.seconds = time.perf_counter() - started
     return outcome
 
@@ -253,6 +272,8 @@ def _catch_up(
     since: datetime,
 ) -> None:
     """Images indexed into the old collection while the new one was being built."""
+    from deeplens import vectors
+
     late = [
         r
         for r in catalog.for_tenant(conn, tenant_id, ("completed",))

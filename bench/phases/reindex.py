@@ -9,6 +9,7 @@ catalog's images, so the scale phase's synthetic vectors go.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -28,12 +29,37 @@ mutation ($params: ExecutionParams!) {
 RUN = """
 query ($runId: ID!) {
   runOrError(runId: $runId) {
-    ... on Run { status creationTime startTime endTime stepStats { stepKey startTime endTime } }
+    ... on Run {
+      status creationTime startTime endTime stepStats { stepKey startTime endTime }
+      assetMaterializations {
+        stepKey
+        metadataEntries { label ... on JsonMetadataEntry { jsonString } }
+      }
+    }
+  }
+}
+"""
+
+LOGS = """
+query ($runId: ID!) {
+  logsForRun(runId: $runId, limit: 500) {
+    ... on EventConnection { events { ... on MessageEvent { timestamp eventType stepKey } } }
   }
 }
 """
 
 DONE = {"SUCCESS", "FAILURE", "CANCELED"}
+
+# Where a run's time goes before and around its steps: the first event of each of these kinds.
+MILESTONES = (
+    "RUN_ENQUEUED",
+    "RUN_DEQUEUED",
+    "RUN_STARTING",
+    "RUN_START",
+    "RESOURCE_INIT_SUCCESS",
+    "STEP_START",
+    "RUN_SUCCESS",
+)
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -97,4 +123,27 @@ def _rebuild(ctx: Context, tenant_id: str, images: int) -> dict[str, Any]:
         "run_seconds": round(end - state["startTime"], 2) if state.get("startTime") else None,
         "steps_s": steps,
         "images_per_second": round(images / seconds, 2) if state["status"] == "SUCCESS" else 0.0,
+        "timeline_s": _timeline(ctx, run_id, launched_at),
+        "indexed_vectors_s": _index_parts(state),
     }
+
+
+def _index_parts(state: dict[str, Any]) -> dict[str, float]:
+    """The `indexed_vectors` step's seconds by part (load, upsert, build_index, swap, complete)."""
+    for materialization in state.get("assetMaterializations") or []:
+        for entry in materialization.get("metadataEntries") or []:
+            if entry.get("label") == "seconds_by_part" and entry.get("jsonString"):
+                parts: dict[str, float] = json.loads(entry["jsonString"])
+                return parts
+    return {}
+
+
+def _timeline(ctx: Context, run_id: str, launched_at: float) -> dict[str, float]:
+    """Seconds from the launch request to the first event of each milestone kind."""
+    logs = ctx.system.graphql(LOGS, {"runId": run_id})["logsForRun"]
+    first: dict[str, float] = {}
+    for event in logs.get("events") or []:
+        kind = event.get("eventType")
+        if kind in MILESTONES and kind not in first:
+            first[kind] = round(int(event["timestamp"]) / 1000 - launched_at, 2)
+    return {k: first[k] for k in MILESTONES if k in first}

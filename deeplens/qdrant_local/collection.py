@@ -147,6 +147,12 @@ class Collection:
         unindexed_kb = (points * len(sizes) - indexed) * 4 * sum(sizes) / len(sizes) / 1024
         return float(unindexed_kb / threshold_kb)
 
+    def pending(self) -> bool:
+        """Written to since the last optimization, with at least the indexing threshold's worth
+        of vectors not in an HNSW index (Qdrant reports such a collection yellow)."""
+        stats = self.shard.info()
+        return self.dirty and self.unindexed(stats.points_count, stats.indexed_vectors_count) >= 1
+
     def backlog(self) -> bool:
         """So much is unindexed (twice the threshold) that the optimizer should not wait for a
         pause in the writes any longer."""

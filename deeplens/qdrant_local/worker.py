@@ -7,8 +7,10 @@ in the pipe, in order. Requests are handled one at a time, so writes are seriali
 collection by construction.
 
 The optimizer (HNSW indexing, segment merges) runs once writes have paused for
-``optimize_delay`` seconds; while it runs the shared ``optimizing`` flag is set, so the front can
-answer collection info without waiting.
+``optimize_delay`` seconds, or at once when a client asks for the collection's info while it
+has vectors to index (a writer that is done and waits for green, as a rebuild does); while it
+runs, the shared ``optimizing`` flag is set, so the front can answer collection info without
+waiting.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def serve(
 
 def _loop(conn: Connection, collection: Collection, optimizing: Any, delay: float) -> None:
     """Answer requests in order; optimize once writes pause for ``delay`` seconds, or at once
-    when the unindexed backlog grows too big to keep waiting (a writer that never pauses)."""
+    when the unindexed backlog grows too big to keep waiting (a writer that never pauses) or
+    when someone asks for the info of a collection with vectors to index (waits for green)."""
     last_write = time.monotonic()  # a freshly opened shard may have optimizations pending
     while not _stopping:
         wait = _POLL
@@ -97,6 +100,8 @@ def _loop(conn: Connection, collection: Collection, optimizing: Any, delay: floa
             last_write = time.monotonic()
             if collection.backlog():
                 _optimize(collection, optimizing)
+        elif op == "info" and collection.pending():
+            _optimize(collection, optimizing)
 
 
 def _optimize(collection: Collection, optimizing: Any) -> None:

@@ -21,8 +21,9 @@ def _free_port() -> int:
 
 
 class LocalQdrant:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, optimize_delay: float = 0.5) -> None:
         self.data_dir = data_dir
+        self.optimize_delay = optimize_delay
         self.port = _free_port()
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -39,7 +40,7 @@ class LocalQdrant:
 
     def start(self, timeout: float = 60.0) -> None:
         argv = [sys.executable, "-m", "deeplens.qdrant_local", "--port", str(self.port)]
-        argv += ["--data-dir", str(self.data_dir), "--optimize-delay", "0.5"]
+        argv += ["--data-dir", str(self.data_dir), "--optimize-delay", str(self.optimize_delay)]
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -77,3 +78,30 @@ def test_hnsw_recall(server: LocalQdrant, client: QdrantClient, name: str) -> No
     )
     assert recall >= 0.95
     client.delete_collection(name)
+
+
+def test_a_client_waiting_for_green_gets_the_index_built_without_the_pause(
+    tmp_path: Path, name: str
+) -> None:
+    """A writer that is done asks for the collection's info (as a rebuild waits for green): the
+    index is built then, not after the server's pause in the writes (here ten minutes)."""
+    server = LocalQdrant(tmp_path / "data", optimize_delay=600)
+    server.start()
+    try:
+        client = server.client()
+        client.create_collection(
+            name,
+            vectors_config=m.VectorParams(size=64, distance=m.Distance.COSINE),
+            optimizers_config=m.OptimizersConfigDiff(indexing_threshold=200),  # KB: 800 vectors
+        )
+        data = np.random.default_rng(7).standard_normal((1000, 64)).astype(np.float32)
+        client.upsert(name, points=m.Batch(ids=list(range(1000)), vectors=data.tolist()))
+        assert client.get_collection(name).status == m.CollectionStatus.YELLOW
+        deadline = time.monotonic() + 60
+        while (info := client.get_collection(name)).status != m.CollectionStatus.GREEN:
+            assert time.monotonic() < deadline, f"still not indexed: {info}"
+            time.sleep(0.1)
+        assert info.indexed_vectors_count == 1000
+        client.close()
+    finally:
+        server.stop()
