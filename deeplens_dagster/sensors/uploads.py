@@ -24,7 +24,12 @@ from deeplens_dagster.resources import CatalogResource, KafkaResource
 # set-up), so a bulk upload should make few runs: at 1,000, 2,000 uploads made three runs, at
 # 2,000 they make two (the run config carries the ids: about 110 KB per 1,000).
 MAX_BATCH = 2000
+# Once the first message is in, a tick reads on for this long (or until a 0.2 s lull).
 READ_SECONDS = 2.0
+# Dagster's sensor daemon starts a tick every 5 s at best (whatever minimum_interval_seconds
+# says). A tick that finds nothing waits this long for a first upload instead of returning: an
+# upload is taken up as it arrives, not at the next tick, 2.5 s later on average.
+WAIT_SECONDS = 4.0
 # As many ingest runs as dagster.yaml's run coordinator runs at once. Beyond that a new run
 # would only wait in the queue; its uploads wait on Kafka instead and join the next tick's
 # batch, so a bulk upload becomes a few large runs (one process start each), not many small.
@@ -65,10 +70,14 @@ def in_flight_runs(instance: dg.DagsterInstance) -> int:
 
 
 def read_messages(
-    kafka: KafkaResource, offsets: dict[int, int], cluster: str | None, limit: int
+    kafka: KafkaResource,
+    offsets: dict[int, int],
+    cluster: str | None,
+    limit: int,
+    wait: float = 0.0,
 ) -> tuple[str, dict[int, int], list[batching.Message]]:
-    """Up to `limit` messages from each partition's cursor offset on; resets offsets if the
-    broker is new."""
+    """Up to `limit` messages from each partition's cursor offset on, waiting up to `wait`
+    seconds for the first one; resets offsets if the broker is new."""
     consumer = kafka.consumer()
     try:
         metadata = consumer.list_topics(events.TOPIC_UPLOADED, timeout=10)
@@ -82,16 +91,24 @@ def read_messages(
             return current_cluster, start, []
         consumer.assign([TopicPartition(events.TOPIC_UPLOADED, p, o) for p, o in start.items()])
         out: list[batching.Message] = []
-        deadline = time.monotonic() + READ_SECONDS
-        while len(out) < limit and time.monotonic() < deadline:
+        waiting_until = time.monotonic() + wait
+        deadline: float | None = None  # READ_SECONDS after the first message
+        while len(out) < limit:
             got = consumer.consume(min(1000, limit - len(out)), timeout=0.2)
-            if not got:
-                break
             out.extend(
                 batching.Message(m.partition() or 0, m.offset() or 0, m.value())
                 for m in got
                 if m.error() is None
             )
+            now = time.monotonic()
+            if not out:
+                if now >= waiting_until:
+                    break  # nothing within `wait`
+                continue
+            if deadline is None:
+                deadline = now + READ_SECONDS
+            if not got or now >= deadline:
+                break  # a lull, or read long enough
         return current_cluster, start, out
     finally:
         consumer.close()
@@ -116,7 +133,7 @@ def image_upload_sensor(
         )
     cluster, offsets = read_cursor(context.cursor)
     cluster, start, messages = read_messages(
-        kafka, offsets, cluster, limit=(MAX_IN_FLIGHT - busy) * MAX_BATCH
+        kafka, offsets, cluster, limit=(MAX_IN_FLIGHT - busy) * MAX_BATCH, wait=WAIT_SECONDS
     )
     known: dict[str, bool] = {}
 

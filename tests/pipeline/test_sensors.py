@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 
 import dagster as dg
@@ -16,7 +17,12 @@ from deeplens.kafka import make_producer, produce_all
 from deeplens.stack.stack import Stack
 from deeplens_dagster.jobs import ingest_job
 from deeplens_dagster.resources import CatalogResource, KafkaResource
-from deeplens_dagster.sensors.uploads import MAX_IN_FLIGHT, image_upload_sensor, read_cursor
+from deeplens_dagster.sensors.uploads import (
+    MAX_IN_FLIGHT,
+    WAIT_SECONDS,
+    image_upload_sensor,
+    read_cursor,
+)
 from tests.e2e.test_ingest import events_on
 from tests.unit.test_batching import uploaded
 
@@ -147,3 +153,43 @@ def test_uploads_wait_on_kafka_while_the_run_slots_are_taken(stack: Stack, tenan
     assert sorted(mine[0].run_config["ops"]["images"]["config"]["image_ids"]) == sorted(
         str(i) for i in ids
     )
+
+
+def test_an_idle_tick_takes_up_an_upload_that_arrives_while_it_waits(
+    stack: Stack, tenant_id: str
+) -> None:
+    """A tick with nothing to read waits for the first upload (WAIT_SECONDS) instead of leaving
+    it to the next tick: the tick that was already running when the event was produced
+    returns its run. (Retried if some other test's upload ends the wait first.)"""
+    instance = dg.DagsterInstance.ephemeral()
+    bootstrap = stack.env["DEEPLENS_KAFKA_BOOTSTRAP"]
+    resources = {
+        "kafka": KafkaResource(bootstrap=bootstrap),
+        "catalog_db": CatalogResource(url=stack.env["DEEPLENS_DATABASE_URL"]),
+    }
+    with dg.build_sensor_context(resources=resources, instance=instance) as context:
+        first = image_upload_sensor(context)
+    assert isinstance(first, dg.SensorResult)
+    cursor, taken = first.cursor, False
+    for _ in range(3):
+        image_id = uuid.uuid4()
+        event = (events.TOPIC_UPLOADED, tenant_id, uploaded(tenant_id, image_id))
+        late = threading.Timer(
+            WAIT_SECONDS / 3, lambda e=event: produce_all(make_producer(bootstrap), [e])
+        )
+        late.start()
+        with dg.build_sensor_context(cursor=cursor, resources=resources, instance=instance) as c:
+            result = image_upload_sensor(c)
+        late.join()
+        assert isinstance(result, dg.SensorResult)
+        ids = [
+            i
+            for r in result.run_requests or []
+            if r.partition_key == tenant_id
+            for i in r.run_config["ops"]["images"]["config"]["image_ids"]
+        ]
+        if str(image_id) in ids:
+            taken = True
+            break
+        cursor = result.cursor
+    assert taken, "an upload produced during an idle tick's wait must be in that tick's runs"
