@@ -8,13 +8,19 @@ core. `PooledPostgresStorage` (named by `dagster.yaml`) takes the same settings 
 `storage: postgres:`; every instance of it in a process shares one small pool per database, and
 only the first checks the tables. Run workers rebuild their instance from its reference, so they
 get it too. The pools are per process: a forked child starts without them.
+
+The storages also ask the database's catalog, on hot paths (every run record query, run event
+and sensor tick), whether a table or a column of a past schema migration exists: SQLAlchemy
+reflection, several catalog queries each time. A "yes" never changes (migrations only add), so
+each process remembers it; a "no" is asked again, since `dagster instance migrate` may run.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dagster._serdes import ConfigurableClassData
@@ -32,12 +38,43 @@ POOL_RECYCLE_SECONDS = 3600
 
 _engines: dict[str, Engine] = {}
 _checked: set[str] = set()  # databases whose tables this process has checked
+_present: set[tuple[str, str, tuple[Any, ...]]] = set()  # schema checks answered "yes"
 _lock = threading.Lock()
+
+# Schema checks of each storage (run, event log, schedule) that reflect on the catalog.
+SCHEMA_CHECKS = {
+    "_run_storage": (
+        "has_run_stats_index_cols",
+        "has_bulk_actions_selector_cols",
+        "has_backfill_id_column",
+        "has_bulk_action_job_name_column",
+        "has_backfill_tags_table",
+    ),
+    "_event_log_storage": ("has_table",),
+    "_schedule_storage": ("has_instigators_table", "has_secondary_index_table"),
+}
 
 
 def _forget_after_fork() -> None:
     _engines.clear()
     _checked.clear()
+    _present.clear()
+
+
+def remember_yes(postgres_url: str, check: Callable[..., bool]) -> Callable[..., bool]:
+    """`check`, whose "yes" this process keeps (a table or column that exists stays)."""
+
+    @functools.wraps(check)
+    def cached(*args: Any) -> bool:
+        key = (postgres_url, check.__name__, args)
+        if key in _present:
+            return True
+        found = bool(check(*args))
+        if found:
+            _present.add(key)
+        return found
+
+    return cached
 
 
 if hasattr(os, "register_at_fork"):
@@ -74,6 +111,10 @@ class PooledPostgresStorage(DagsterPostgresStorage):
         check_tables = should_autocreate_tables and postgres_url not in _checked
         super().__init__(postgres_url, check_tables, inst_data, token_provider)
         _checked.add(postgres_url)
+        for attribute, checks in SCHEMA_CHECKS.items():
+            storage = getattr(self, attribute)
+            for name in checks:
+                setattr(storage, name, remember_yes(postgres_url, getattr(storage, name)))
         if token_provider is not None:
             return  # tokens are injected per connection: keep dagster-postgres' own engines
         engine = shared_engine(postgres_url)

@@ -108,7 +108,7 @@ def _rebuild(ctx: Context, tenant_id: str, images: int) -> dict[str, Any]:
         state = ctx.system.graphql(RUN, {"runId": run_id})["runOrError"]
         if state["status"] in DONE or time.monotonic() > deadline:
             break
-        time.sleep(1.0)  # the run's own endTime is what is measured; polling only costs CPU
+        time.sleep(2.0)  # the run's own endTime is what is measured; polling only costs CPU
     end = state.get("endTime") or time.time()
     seconds = end - launched_at
     steps = {
