@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from typing import Any
 
 import dagster as dg
 import psycopg
@@ -38,13 +39,18 @@ def tenant_id(stack: Stack) -> str:
     return tenant
 
 
+def sensor_resources(stack: Stack) -> dict[str, Any]:
+    """The upload sensor's resources on the stack's Kafka and catalog."""
+    return {
+        "kafka": KafkaResource(bootstrap=stack.env["DEEPLENS_KAFKA_BOOTSTRAP"]),
+        "catalog_db": CatalogResource(url=stack.env["DEEPLENS_DATABASE_URL"]),
+    }
+
+
 def test_sensor_batches_per_tenant_and_advances_its_cursor(stack: Stack, tenant_id: str) -> None:
     instance = dg.DagsterInstance.ephemeral()
     bootstrap = stack.env["DEEPLENS_KAFKA_BOOTSTRAP"]
-    resources = {
-        "kafka": KafkaResource(bootstrap=bootstrap),
-        "catalog_db": CatalogResource(url=stack.env["DEEPLENS_DATABASE_URL"]),
-    }
+    resources = sensor_resources(stack)
     # Start from the end of the log as it is now: the sensor's own cursor from a first tick.
     with dg.build_sensor_context(resources=resources, instance=instance) as context:
         first = image_upload_sensor(context)
@@ -100,10 +106,7 @@ def test_sensor_batches_per_tenant_and_advances_its_cursor(stack: Stack, tenant_
 
 def test_a_changed_cluster_id_resets_the_offsets(stack: Stack) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    resources = {
-        "kafka": KafkaResource(bootstrap=stack.env["DEEPLENS_KAFKA_BOOTSTRAP"]),
-        "catalog_db": CatalogResource(url=stack.env["DEEPLENS_DATABASE_URL"]),
-    }
+    resources = sensor_resources(stack)
     stale = json.dumps({"cluster": "an-older-broker", "offsets": {"0": 10**9}})
     with dg.build_sensor_context(cursor=stale, resources=resources, instance=instance) as context:
         result = image_upload_sensor(context)
@@ -116,10 +119,7 @@ def test_a_changed_cluster_id_resets_the_offsets(stack: Stack) -> None:
 def test_uploads_wait_on_kafka_while_the_run_slots_are_taken(stack: Stack, tenant_id: str) -> None:
     instance = dg.DagsterInstance.ephemeral()
     bootstrap = stack.env["DEEPLENS_KAFKA_BOOTSTRAP"]
-    resources = {
-        "kafka": KafkaResource(bootstrap=bootstrap),
-        "catalog_db": CatalogResource(url=stack.env["DEEPLENS_DATABASE_URL"]),
-    }
+    resources = sensor_resources(stack)
     with dg.build_sensor_context(resources=resources, instance=instance) as context:
         first = image_upload_sensor(context)
     assert isinstance(first, dg.SensorResult)
@@ -163,10 +163,7 @@ def test_an_idle_tick_takes_up_an_upload_that_arrives_while_it_waits(
     returns its run. (Retried if some other test's upload ends the wait first.)"""
     instance = dg.DagsterInstance.ephemeral()
     bootstrap = stack.env["DEEPLENS_KAFKA_BOOTSTRAP"]
-    resources = {
-        "kafka": KafkaResource(bootstrap=bootstrap),
-        "catalog_db": CatalogResource(url=stack.env["DEEPLENS_DATABASE_URL"]),
-    }
+    resources = sensor_resources(stack)
     with dg.build_sensor_context(resources=resources, instance=instance) as context:
         first = image_upload_sensor(context)
     assert isinstance(first, dg.SensorResult)
