@@ -52,21 +52,21 @@ class QdrantResource(dg.ConfigurableResource):
     def _start(self, background: bool) -> Future[QdrantClient]:
         with self._lock:
             if self._client is None:
-                self._client = Future()
+                future: Future[QdrantClient] = Future()
+                self._client = future
                 if background:
                     name = "deeplens-qdrant-connect"
-                    threading.Thread(target=self._connect, name=name, daemon=True).start()
+                    threading.Thread(target=self._connect, args=(future,), name=name).start()
                 else:
-                    self._connect()
+                    self._connect(future)
             return self._client
 
-    def _connect(self) -> None:
-        assert self._client is not None
+    def _connect(self, future: Future[QdrantClient]) -> None:
         try:
             from qdrant_client import QdrantClient
 
             client = QdrantClient(url=self.url, api_key=self.api_key, timeout=self.timeout)
         except BaseException as exc:  # raised by `client`, in the step that uses it
-            self._client.set_exception(exc)
+            future.set_exception(exc)
         else:
-            self._client.set_result(client)
+            future.set_result(client)
