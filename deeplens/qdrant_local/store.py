@@ -35,9 +35,9 @@ from deeplens.qdrant_local.workers import Worker
 
 log = logging.getLogger(__name__)
 
-# Seconds without writes before a collection's optimizer (HNSW indexing) runs. Short, so that a
-# rebuilt collection is indexed soon after its last upsert (a reindex waits for that); a writer
-# that never pauses is indexed anyway once its backlog is large (see `Collection.backlog`).
+# Seconds without writes before a collection's optimizer (HNSW indexing) runs, so that ingest
+# batches are indexed soon after they land. A client waiting for green (a rebuild) gets it at
+# once, and a writer that never pauses once its backlog is large (see `worker._loop`).
 DEFAULT_OPTIMIZE_DELAY = 0.25
 _FORBIDDEN = set('<>:"/\\|?*\0\x1f')
 
