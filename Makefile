@@ -23,6 +23,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	DAGSTER_HOME=$$(mktemp -d) $(BIN)/dg check defs
 
 test: lint

@@ -1,4 +1,4 @@
-"""DeepLens benchmark: every quality bar of DESIGN.md measured in one run on the real local stack.
+"""DeepLens benchmark: every quality bar of docs/design.md, measured in one run on the local stack.
 
 `python -m bench` starts the stack in a temporary home, generates its workload from a seed and
 writes `bench/results/<date>.json`, a Markdown table and PNG plots. `bench.runner.run` runs the

@@ -17,14 +17,14 @@ from bench.config import DEFAULT_MIX, BenchConfig
 from bench.context import say
 from bench.report import markdown
 from bench.workload import WorkloadBuilder
-from deeplens.stack.stack import Stack, StackConfig
+from deeplens_local.stack.stack import Stack, StackConfig
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, argparse.Namespace]:
     defaults = BenchConfig()
     p = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Measure every quality bar of DESIGN.md on a fresh local stack (~13 min).",
+        description="Measure every quality bar of docs/design.md on a fresh local stack (~13 min).",
     )
     p.add_argument("--images", type=int, help=f"bulk ingest images ({defaults.images})")
     p.add_argument("--clients", type=int, help=f"concurrent upload clients ({defaults.clients})")

@@ -16,7 +16,8 @@ import httpx
 import psycopg
 
 from bench.workload import Item
-from deeplens.stack.stack import Stack
+from deeplens.settings import Settings
+from deeplens_local.stack.stack import Stack
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class System:
     ui_url: str
     admin_key: str
     database_url: str
-    qdrant_url: str
+    settings: Settings
 
     @classmethod
     def of(cls, stack: Stack) -> System:
@@ -45,7 +46,7 @@ class System:
             ui_url=stack.endpoints["ui"].url,
             admin_key=stack.env["DEEPLENS_ADMIN_KEY"],
             database_url=stack.env["DEEPLENS_DATABASE_URL"],
-            qdrant_url=stack.env["DEEPLENS_QDRANT_URL"],
+            settings=stack.child_settings(),
         )
 
     def client(self, timeout: float = 60.0) -> httpx.Client:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from deeplens.stack.stack import Stack
+from deeplens_local.stack.stack import Stack
 
 
 @dataclass

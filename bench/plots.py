@@ -28,7 +28,7 @@ def plot_all(results: dict[str, Any], artefact: Artefact) -> list[Path]:
 
 
 def _marks(ax: Any, values: Sequence[float], target: float | None, unit: str) -> None:
-    """p50 / p95 / p99 as thin lines, the DESIGN target as a thick red dashed one."""
+    """p50 / p95 / p99 as thin lines, the target of docs/design.md as a thick red dashed one."""
     for q, style in ((50, "-"), (95, "--"), (99, ":")):
         v = float(np.percentile(values, q))
         ax.axvline(v, color="black", linestyle=style, linewidth=1, label=f"p{q} {v:.1f} {unit}")

@@ -1,4 +1,4 @@
-"""The bars of DESIGN.md's "Quality bars", judged on a run's results; JSON and Markdown out."""
+"""The quality bars of docs/design.md, judged on a run's results; JSON and Markdown out."""
 
 from __future__ import annotations
 
@@ -228,7 +228,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"total {results['meta']['total_seconds']:.0f} s"
         + (" — SMOKE sizes, not a measurement" if results["config"].get("smoke") else ""),
         "",
-        "| Bar | Target (DESIGN.md) | Measured | Result | Notes |",
+        "| Bar | Target (docs/design.md) | Measured | Result | Notes |",
         "|---|---|---|---|---|",
     ]
     for bar in judged:

@@ -22,7 +22,7 @@ from bench.context import Context, say
 from bench.monitor import Monitor
 from bench.phases import freshness, ingest, neardup, raw, reindex, scale, search
 from bench.workload import Workload
-from deeplens.stack.stack import Stack
+from deeplens_local.stack.stack import Stack
 
 log = logging.getLogger("bench")
 

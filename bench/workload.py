@@ -1,4 +1,5 @@
-"""The bench's images: photo-like JPEG and PNG from `deeplens.synthetic`, reproducible from a seed.
+"""The bench's images: photo-like JPEG and PNG from `deeplens_local.synthetic`, reproducible
+from a seed.
 
 Generating a 1080p photo costs about 0.4 s, so images are made in a process pool (started before
 the stack, so that both overlap) and kept in a cache directory keyed by the generator's source:
@@ -20,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.config import BenchConfig
-from deeplens import synthetic
 from deeplens.model.embedder import available_cpus
+from deeplens_local import synthetic
 
 JPEG_QUALITY = 90
 

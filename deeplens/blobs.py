@@ -47,12 +47,5 @@ class BlobStore:
     def get(self, key: str) -> bytes:
         return self.path(key).read_bytes()
 
-    def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
-
     def delete_tenant(self, tenant_id: str) -> None:
         shutil.rmtree(self.root / tenant_id, ignore_errors=True)
-
-    def count(self, tenant_id: str) -> int:
-        folder = self.root / tenant_id
-        return sum(1 for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0

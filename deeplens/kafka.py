@@ -1,4 +1,4 @@
-"""Kafka plumbing shared by the API (outbox relay), the sensors and the assets."""
+"""Kafka topics and delivery, shared by the relay, the sensors and `deeplens migrate`."""
 
 from __future__ import annotations
 
@@ -6,44 +6,46 @@ import logging
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
-from deeplens.events import TOPICS
+from deeplens.clients import kafka_admin
+from deeplens.events import TOPIC_UPLOADED, TOPICS
+from deeplens.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(bootstrap: str, topics: dict[str, int] = TOPICS, timeout: float = 15) -> None:
-    """Create the project's topics if they are missing (idempotent)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def topic_partitions(settings: Settings) -> dict[str, int]:
+    """Partitions per topic: the seeds' counts, the upload topic's from settings."""
+    return {**TOPICS, TOPIC_UPLOADED: settings.kafka_topic_partitions}
+
+
+def ensure_topics(settings: Settings, timeout: float = 15) -> list[str]:
+    """Create the project's missing topics with the configured partitions and replication
+    factor; returns the topics created (none when all exist: idempotent)."""
+    admin = kafka_admin(settings)
     existing = set(admin.list_topics(timeout=timeout).topics)
-    wanted = [NewTopic(t, n, 1) for t, n in topics.items() if t not in existing]
+    wanted = [
+        NewTopic(t, n, settings.kafka_replication_factor)
+        for t, n in topic_partitions(settings).items()
+        if t not in existing
+    ]
+    created: list[str] = []
     if not wanted:
-        return
+        return created
     for topic, future in admin.create_topics(wanted, request_timeout=timeout).items():
         try:
             future.result()
             log.info("created topic %s", topic)
+            created.append(topic)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+    return created
 
 
-def cluster_id(bootstrap: str, timeout: float = 5) -> str:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    return str(admin.list_topics(timeout=timeout).cluster_id)
-
-
-def make_producer(bootstrap: str, **overrides: Any) -> Producer:
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap,
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-        "message.timeout.ms": 15000,
-    }
-    config.update(overrides)
-    return Producer(config)
+def cluster_id(settings: Settings, timeout: float = 5) -> str:
+    return str(kafka_admin(settings).list_topics(timeout=timeout).cluster_id)
 
 
 def produce_all(

@@ -1,40 +1,83 @@
-"""Configuration read from ``DEEPLENS_*`` environment variables.
+"""Every setting of every DeepLens process, read from ``DEEPLENS_*`` environment variables.
 
-Every process (the API, the Dagster code location, run workers, the CLI) builds a ``Settings``
-when it needs one; nothing is read at import time. ``deeplens up`` fills in the URLs of the
-embedded servers it starts, so child processes always see a complete configuration.
+This is the one list: the API, the Dagster code location and its run workers, the relay and the
+CLI all build a ``Settings`` when they need one (nothing is read at import time) and hand it to
+the factories in `deeplens.clients`, so a setting can't reach one runtime and miss the other.
+``deeplens up`` fills in the URLs of the embedded servers it starts, so its child processes
+always see a complete configuration.
 """
 
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PREFIX = "DEEPLENS_"
+
+KafkaSecurity = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSasl = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DEEPLENS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
 
+    # -- where things are -------------------------------------------------------------------
     home: Path = Field(Path(".deeplens"), description="Where the local stack keeps its data.")
     database_url: str | None = Field(None, description="PostgreSQL URL (catalog + Dagster).")
     dagster_database_url: str | None = Field(
         None, description="PostgreSQL URL for Dagster's storage; defaults to database_url."
     )
-    kafka_bootstrap: str | None = Field(None, description="Kafka bootstrap servers.")
-    qdrant_url: str | None = Field(None, description="Qdrant REST URL.")
-    qdrant_api_key: str | None = Field(None, description="Qdrant API key, if the server needs one.")
-    redis_url: str | None = Field(None, description="Redis URL (search cache, rate limits).")
-    blob_root: Path | None = Field(None, description="Directory for image bytes.")
-    admin_key: str | None = Field(None, description="Key for /api/v1/admin endpoints.")
-    model: str = Field("efficientnet_lite0", description="Model registry entry to embed with.")
-    public_url: str = Field("http://127.0.0.1:8000", description="Where the search API answers.")
-    requeue_after_seconds: float = Field(
-        900.0,
-        description="An image queued or processing for this long gets its upload event again.",
+    database_pool_size: int = Field(
+        20, ge=1, description="Catalog connections one API process keeps at most."
     )
+    kafka_bootstrap: str | None = Field(None, description="Kafka bootstrap servers.")
+    kafka_security_protocol: KafkaSecurity = Field(
+        "PLAINTEXT", description="How Kafka clients connect (managed clusters: SASL_SSL)."
+    )
+    kafka_sasl_mechanism: KafkaSasl | None = Field(
+        None, description="SASL mechanism when the protocol is SASL_*."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    kafka_ssl_ca_location: str | None = Field(
+        None, description="CA bundle that signs the brokers' certificates (default: system's)."
+    )
+    kafka_ssl_certificate_location: str | None = Field(
+        None, description="Client certificate for mutual TLS."
+    )
+    kafka_ssl_key_location: str | None = Field(None, description="Client key for mutual TLS.")
+    kafka_topic_partitions: int = Field(
+        6, ge=1, description="Partitions of deeplens.images.uploaded when `migrate` creates it."
+    )
+    kafka_replication_factor: int = Field(
+        1, ge=1, description="Replication factor of the topics `migrate` creates."
+    )
+    qdrant_url: str | None = Field(None, description="Qdrant REST URL.")
+    qdrant_api_key: SecretStr | None = Field(
+        None, description="Qdrant API key, if the server needs one."
+    )
+    qdrant_timeout: int = Field(60, ge=1, description="Seconds a Qdrant request may take.")
+    redis_url: str | None = Field(None, description="Redis URL (search cache, rate limits).")
+    redis_timeout: float = Field(
+        2.0, gt=0, description="Seconds a Redis call may take before it is given up."
+    )
+    blob_root: Path | None = Field(
+        None, description="Directory for image bytes (default: HOME/blobs)."
+    )
+
+    # -- the model --------------------------------------------------------------------------
+    model: str = Field("efficientnet_lite0", description="Model registry entry to embed with.")
+    models_file: Path | None = Field(
+        None, description="A TOML or JSON file of extra model entries (see the model README)."
+    )
+
+    # -- the API ----------------------------------------------------------------------------
+    admin_key: SecretStr | None = Field(None, description="Key for /api/v1/admin endpoints.")
+    public_url: str = Field("http://127.0.0.1:8000", description="Where the search API answers.")
     api_workers: int = Field(
         0, ge=0, description="Search API worker processes; 0 = one per CPU, at most 4."
     )
@@ -48,6 +91,27 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(
         20 * 1024 * 1024, gt=0, description="Largest image the API accepts (uploads and queries)."
+    )
+    relay_in_api: bool = Field(
+        True,
+        description=(
+            "Run the outbox relay inside each API process (one leads at a time). Turn off where "
+            "`deeplens relay` runs on its own."
+        ),
+    )
+
+    # -- the pipeline -----------------------------------------------------------------------
+    requeue_after_seconds: float = Field(
+        900.0,
+        description="An image queued or processing for this long gets its upload event again.",
+    )
+
+    # -- logs -------------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level of the API, the relay and the CLI's own messages."
+    )
+    dagster_logs: Path | None = Field(
+        None, description="Where Dagster keeps compute logs (the instance's compute_logs)."
     )
 
     def resolved_api_workers(self) -> int:
@@ -65,12 +129,17 @@ class Settings(BaseSettings):
         value = getattr(self, name)
         if not value:
             raise RuntimeError(
-                f"DEEPLENS_{name.upper()} is not set: start the system with `deeplens up`, "
+                f"{PREFIX}{name.upper()} is not set: start the system with `deeplens up`, "
                 "or point the variable at a running server."
             )
         return str(value)
 
+    def secret(self, name: str) -> str | None:
+        """A secret setting's value (or None), for the factory that needs it in clear."""
+        value = getattr(self, name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
+
+def env_name(field: str) -> str:
+    """The environment variable of a setting: ``qdrant_api_key`` → ``DEEPLENS_QDRANT_API_KEY``."""
+    return PREFIX + field.upper()

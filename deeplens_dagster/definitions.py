@@ -1,4 +1,8 @@
-"""Assembles the DeepLens code location from its per-concern modules; no logic lives here."""
+"""Assembles the DeepLens code location from its per-concern modules; no logic lives here.
+
+Resources read their connection settings from ``DEEPLENS_*`` (see `deeplens.settings`) when a
+run or sensor first uses them, through the same factories as the API.
+"""
 
 import dagster as dg
 
@@ -13,18 +17,19 @@ from deeplens_dagster.resources import (
     QdrantResource,
 )
 from deeplens_dagster.sensors.failures import ingest_failure_sensor
+from deeplens_dagster.sensors.tenants import tenant_partitions_sensor
 from deeplens_dagster.sensors.uploads import image_upload_sensor
 
 defs = dg.Definitions(
     assets=[images, embeddings, indexed_vectors],
     asset_checks=[embeddings_are_unit_vectors],
     jobs=[ingest_job],
-    sensors=[image_upload_sensor, ingest_failure_sensor],
+    sensors=[image_upload_sensor, ingest_failure_sensor, tenant_partitions_sensor],
     resources={
-        "catalog_db": CatalogResource(url=dg.EnvVar("DEEPLENS_DATABASE_URL")),
-        "qdrant": QdrantResource(url=dg.EnvVar("DEEPLENS_QDRANT_URL")),
-        "kafka": KafkaResource(bootstrap=dg.EnvVar("DEEPLENS_KAFKA_BOOTSTRAP")),
-        "blobs": BlobStoreResource(root=dg.EnvVar("DEEPLENS_BLOB_ROOT")),
+        "catalog_db": CatalogResource(),
+        "qdrant": QdrantResource(),
+        "kafka": KafkaResource(),
+        "blobs": BlobStoreResource(),
         "embedder": EmbedderResource(),
     },
 )

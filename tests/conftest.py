@@ -6,20 +6,35 @@ Tests that need no service don't use these fixtures and so never wait for the st
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from deeplens.stack.stack import Stack, StackConfig
+from deeplens_local.stack.stack import Stack, StackConfig
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = Path(tmp_path_factory.mktemp("deeplens-home"))
+def stack() -> Iterator[Stack]:
+    """The stack; while it runs, this process has its settings (DEEPLENS_*), as its children
+    do, so that resources and clients built in a test reach it.
+
+    Its home is outside pytest's temporary directory: the embedded PostgreSQL runs as another
+    user (it refuses root) and must traverse the path to its data, and another pytest session
+    starting meanwhile makes pytest's own directory private again.
+    """
+    home = Path(tempfile.mkdtemp(prefix="deeplens-tests-"))
     config = StackConfig.on_free_ports(home)
-    with Stack(config) as running:
-        yield running
+    try:
+        with Stack(config) as running, pytest.MonkeyPatch.context() as env:
+            for name, value in running.env.items():
+                if name.startswith("DEEPLENS_"):
+                    env.setenv(name, value)
+            yield running
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +50,14 @@ def ui_url(stack: Stack) -> str:
 @pytest.fixture(scope="session")
 def admin_key(stack: Stack) -> str:
     return stack.env["DEEPLENS_ADMIN_KEY"]
+
+
+STACK_FIXTURES = {"stack", "api_url", "ui_url", "admin_key"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the stack carries the `stack` marker: `pytest -m "not stack"` runs
+    the layers below it (pure functions, routes with fakes, assets and sensors with fakes)."""
+    for item in items:
+        if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)

@@ -8,7 +8,7 @@ from typing import Any
 
 from bench import api
 from bench.context import Context, say
-from deeplens import synthetic
+from deeplens_local import synthetic
 
 TOP_K = 5
 

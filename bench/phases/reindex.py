@@ -3,7 +3,7 @@ backfill from the UI launches it: it rebuilds the tenant into a new collection a
 
 Two runs: from the stored embeddings (the model unchanged: no inference), then with the tenant's
 stored embeddings deleted first, as after a model change: decode + model + index of every image,
-the throughput the DESIGN bar compares with the raw limit. Runs last: a rebuild keeps only the
+the throughput the reindex bar compares with the raw limit. Runs last: a rebuild keeps only the
 catalog's images, so the scale phase's synthetic vectors go.
 """
 

@@ -21,7 +21,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from bench.context import Context, say
-from deeplens import vectors
+from deeplens import clients, vectors
 from deeplens.model.registry import get_model
 
 
@@ -30,7 +30,7 @@ def run(ctx: Context) -> dict[str, Any]:
     tenant = ctx.bulk_tenant
     assert tenant is not None, "the bulk ingest phase runs first"
     dim = get_model().dimension
-    client = QdrantClient(url=ctx.system.qdrant_url, timeout=600)
+    client = clients.qdrant(ctx.system.settings, timeout=600)
     alias = tenant.collection
     physical = vectors.alias_target(client, alias)
     assert physical is not None, f"no collection behind {alias}"
@@ -45,7 +45,7 @@ def run(ctx: Context) -> dict[str, Any]:
 
     def insert(batch: tuple[int, int]) -> None:
         if not hasattr(local, "client"):
-            local.client = QdrantClient(url=ctx.system.qdrant_url, timeout=600)
+            local.client = clients.qdrant(ctx.system.settings, timeout=600)
         start, size = batch
         rng = np.random.default_rng(cfg.seed * 7919 + start)
         matrix = rng.standard_normal((size, dim)).astype(np.float32)

@@ -10,7 +10,7 @@ from bench import api, profiling
 from bench.context import Context, say
 from bench.stats import summary
 from bench.workload import Item, sample
-from deeplens import synthetic
+from deeplens_local import synthetic
 
 TOP_K = 10
 WARMUP = 5

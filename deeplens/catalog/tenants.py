@@ -58,13 +58,6 @@ def list_all(conn: psycopg.Connection) -> list[Tenant]:
         return cur.fetchall()
 
 
-def image_count(conn: psycopg.Connection, tenant_id: str) -> int:
-    row = conn.execute(
-        "SELECT count(*) FROM deeplens.images WHERE tenant_id = %s", (tenant_id,)
-    ).fetchone()
-    return int(row[0]) if row else 0
-
-
 def delete(conn: psycopg.Connection, tenant_id: str) -> bool:
     """Delete the tenant and, by cascade, its images and embeddings."""
     cur = conn.execute("DELETE FROM deeplens.tenants WHERE tenant_id = %s", (tenant_id,))

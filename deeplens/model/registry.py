@@ -2,8 +2,8 @@
 
 A model is a `ModelSpec`: which ONNX file, how to preprocess for it, which nodes to feed and read,
 and the vector dimension. The model's name becomes part of Qdrant collection names, so it is
-restricted to `[a-z0-9_]+`. The models file (TOML or JSON, see models/README.md) is read each time
-the registry is asked, never at import.
+restricted to `[a-z0-9_]+`. The models file (TOML or JSON, see `files/README.md` beside this
+module; `DEEPLENS_MODELS_FILE`) is read each time the registry is asked, never at import.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
-MODELS_FILE_ENV = "DEEPLENS_MODELS_FILE"
+MODELS_FILE_ENV = "DEEPLENS_MODELS_FILE"  # Settings.models_file
 DEFAULT_MODEL = "efficientnet_lite0"
 NAME_PATTERN = r"^[a-z0-9_]+$"
 
@@ -88,13 +88,8 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
 
 
 def builtin_models_dir() -> Path:
-    """Where the committed models live: packaged with the code, or the repository's models/."""
-    here = Path(__file__).resolve().parent
-    candidates = [here / "files", here.parents[1] / "models"]
-    for candidate in candidates:
-        if (candidate / DEFAULT_MODEL / "model.onnx").is_file():
-            return candidate
-    return candidates[-1]
+    """Where the committed models live: in the package, beside this module (wheel or checkout)."""
+    return Path(__file__).resolve().parent / "files"
 
 
 def builtin_models() -> dict[str, ModelSpec]:
@@ -145,8 +140,10 @@ def load_models_file(path: str | os.PathLike[str]) -> dict[str, ModelSpec]:
 
 def list_models() -> dict[str, ModelSpec]:
     """Built-in models plus those in the file named by `DEEPLENS_MODELS_FILE`, if set."""
+    from deeplens.settings import Settings  # read when asked, never at import
+
     models = builtin_models()
-    models_file = os.environ.get(MODELS_FILE_ENV)
+    models_file = Settings().models_file
     if models_file:
         for name, spec in load_models_file(models_file).items():
             if name in models:

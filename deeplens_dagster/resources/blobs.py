@@ -1,18 +1,13 @@
 from __future__ import annotations
 
-from pathlib import Path
-
-import dagster as dg
-from pydantic import Field
-
+from deeplens import clients
 from deeplens.blobs import BlobStore
+from deeplens_dagster.resources.settings import SettingsResource
 
 
-class BlobStoreResource(dg.ConfigurableResource):
-    """Image bytes, content-addressed under a root directory (DEEPLENS_BLOB_ROOT)."""
-
-    root: str = Field(description="Directory holding the image bytes.")
+class BlobStoreResource(SettingsResource):
+    """Image bytes, content-addressed under the blob root (``DEEPLENS_BLOB_ROOT``)."""
 
     @property
     def store(self) -> BlobStore:
-        return BlobStore(Path(self.root))
+        return clients.blob_store(self.settings)

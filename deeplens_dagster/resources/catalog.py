@@ -8,11 +8,14 @@ import psycopg
 from psycopg_pool import ConnectionPool
 from pydantic import Field, PrivateAttr
 
+from deeplens import clients
+from deeplens_dagster.resources.settings import SettingsResource
 
-class CatalogResource(dg.ConfigurableResource):
-    """The PostgreSQL catalog (tenants, images, outbox, embeddings) through a small pool."""
 
-    url: str = Field(description="PostgreSQL URL of the catalog (DEEPLENS_DATABASE_URL).")
+class CatalogResource(SettingsResource):
+    """The PostgreSQL catalog (tenants, images, outbox, embeddings) through a small pool
+    (``DEEPLENS_DATABASE_URL``)."""
+
     max_connections: int = Field(default=4, description="Pool size for one run or sensor tick.")
 
     _pool: ConnectionPool | None = PrivateAttr(default=None)
@@ -33,13 +36,8 @@ class CatalogResource(dg.ConfigurableResource):
         if not self._active:
             raise RuntimeError("CatalogResource used outside of a run or sensor")
         if self._pool is None:
-            self._pool = ConnectionPool(
-                self.url,
-                min_size=1,
-                max_size=self.max_connections,
-                open=True,
-                kwargs={"autocommit": True},
-                name="deeplens-dagster",
+            self._pool = clients.postgres_pool(
+                self.settings, "deeplens-dagster", max_size=self.max_connections
             )
         with self._pool.connection() as conn:
             yield conn

@@ -52,6 +52,14 @@ def lower_priority(nice: int) -> None:
 
     On Linux, niceness belongs to the thread: the embedder's inference and decode threads,
     started after this call, run at `nice`; threads already running keep theirs.
+
+    Speed exception (a process-priority change; see the style notes):
+    - Buys: the search API's uploads and queries go first while a run worker embeds on the same
+      cores (bulk inference still gets every idle cycle). Its effect was not measured on its own:
+      compare `make bench` with `nice=0` before relying on it.
+    - Why not the public API: neither Dagster nor onnxruntime sets thread priorities.
+    - Upstream: none; scheduling is the operating system's.
+    - To remove: set the resource's `nice` to 0, or run workers on their own machines (pods).
     """
     if nice > 0 and hasattr(os, "setpriority"):
         current = os.getpriority(os.PRIO_PROCESS, 0)

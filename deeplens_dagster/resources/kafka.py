@@ -4,15 +4,15 @@ import uuid
 
 import dagster as dg
 from confluent_kafka import Consumer, Producer
-from pydantic import Field, PrivateAttr
+from pydantic import PrivateAttr
 
-from deeplens.kafka import make_producer
+from deeplens import clients
+from deeplens_dagster.resources.settings import SettingsResource
 
 
-class KafkaResource(dg.ConfigurableResource):
-    """Kafka: a producer for events, and consumers with explicit partition assignment."""
-
-    bootstrap: str = Field(description="Kafka bootstrap servers (DEEPLENS_KAFKA_BOOTSTRAP).")
+class KafkaResource(SettingsResource):
+    """Kafka: a producer for events, and consumers with explicit partition assignment
+    (``DEEPLENS_KAFKA_*``: bootstrap servers, and SASL/TLS for managed clusters)."""
 
     _producer: Producer | None = PrivateAttr(default=None)
 
@@ -26,21 +26,16 @@ class KafkaResource(dg.ConfigurableResource):
     @property
     def producer(self) -> Producer:
         if self._producer is None:
-            self._producer = make_producer(self.bootstrap)
+            self._producer = clients.kafka_producer(self.settings)
         return self._producer
 
     def consumer(self) -> Consumer:
         """A consumer that never joins a group: the caller assigns partitions and offsets."""
-        return Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"deeplens-sensor-{uuid.uuid4()}",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                # The broker answers a fetch as soon as there is data; this only bounds how long
-                # it holds an empty one. At 50 ms a sensor tick waiting for uploads cost the
-                # broker 20 fetches a second.
-                "fetch.wait.max.ms": 500,
-            }
+        return clients.kafka_consumer(
+            self.settings,
+            group_id=f"deeplens-sensor-{uuid.uuid4()}",
+            # The broker answers a fetch as soon as there is data; this only bounds how long it
+            # holds an empty one. At 50 ms a sensor tick waiting for uploads cost the broker 20
+            # fetches a second.
+            **{"fetch.wait.max.ms": 500},
         )

@@ -10,22 +10,33 @@ from __future__ import annotations
 import functools
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
 from anyio import to_thread
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from psycopg_pool import ConnectionPool
 
-from deeplens.blobs import sha256_hex
+from deeplens.blobs import BlobStore, sha256_hex
 from deeplens.catalog import images
 from deeplens.catalog.images import Image, NewImage
 from deeplens.catalog.tenants import Tenant
+from deeplens.settings import Settings
 from deeplens.status import status_view
 from search_api import forms, validation
-from search_api.deps import ServicesDep, TenantDep, check_tenant_field, confirm_tenant
+from search_api.deps import (
+    BlobsDep,
+    DbDep,
+    KeysDep,
+    SettingsDep,
+    TenantDep,
+    UploadLimiterDep,
+    check_tenant_field,
+    confirm_tenant,
+)
 from search_api.schemas import ImageDetails, StatusView, UploadAccepted
-from search_api.services import Services
 
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
 
@@ -49,36 +60,15 @@ def websocket_url(image_id: uuid.UUID) -> str:
 
 
 # The form `upload_image` reads (documented here, parsed by `search_api.forms`).
-UPLOAD_FORM: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "title": "Upload",
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "The image (JPEG, PNG, WebP, GIF, BMP).",
-                        },
-                        "uploadedBy": {"type": "string", "description": "Who uploaded it."},
-                        "metadata": {
-                            "type": "string",
-                            "description": "A JSON object stored with the image.",
-                        },
-                        "tenantId": {
-                            "type": "string",
-                            "description": "Optional; must be the key's tenant.",
-                        },
-                    },
-                }
-            }
-        },
-    }
-}
+UPLOAD_FORM = forms.image_form_schema(
+    "Upload",
+    "The image (JPEG, PNG, WebP, GIF, BMP).",
+    {
+        "uploadedBy": {"type": "string", "description": "Who uploaded it."},
+        "metadata": {"type": "string", "description": "A JSON object stored with the image."},
+        "tenantId": {"type": "string", "description": "Optional; must be the key's tenant."},
+    },
+)
 
 
 @router.post(
@@ -93,7 +83,14 @@ UPLOAD_FORM: dict[str, Any] = {
     },
     openapi_extra=UPLOAD_FORM,
 )
-async def upload_image(request: Request, tenant: TenantDep, services: ServicesDep) -> Response:
+async def upload_image(
+    request: Request,
+    tenant: TenantDep,
+    settings: SettingsDep,
+    db: DbDep,
+    blobs: BlobsDep,
+    limiter: UploadLimiterDep,
+) -> Response:
     """Accept an image for indexing: 202 at once, processing continues in the background.
 
     The same bytes uploaded again to the tenant answer 200 with the existing image
@@ -102,32 +99,32 @@ async def upload_image(request: Request, tenant: TenantDep, services: ServicesDe
     started = time.perf_counter()
     body = await request.body()  # bounded by `BodySizeLimit`
     content_type = request.headers.get("content-type", "")
-    work = functools.partial(accept_upload, services, tenant, content_type, body, started)
-    return await to_thread.run_sync(work, limiter=services.upload_limiter)
+    store = Store(settings=settings, db=db, blobs=blobs)
+    work = functools.partial(accept_upload, store, tenant, content_type, body, started)
+    return await to_thread.run_sync(work, limiter=limiter)
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where an accepted upload goes."""
+
+    settings: Settings
+    db: ConnectionPool
+    blobs: BlobStore
 
 
 def accept_upload(
-    services: Services, tenant: Tenant, content_type: str, body: bytes, started: float
+    store: Store, tenant: Tenant, content_type: str, body: bytes, started: float
 ) -> Response:
     """Validate the form completely, then store the bytes, the row and its event."""
-    try:
-        form = forms.parse(content_type, body)
-    except forms.FormError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    file = form.file("file")
-    if file is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            "the form has no file part named 'file': send the image as "
-            "multipart/form-data, field 'file'",
-        )
+    form, file = forms.read_image_form(content_type, body)
     check_tenant_field(tenant, form.text("tenantId"))
     meta = validation.parse_metadata(form.text("metadata"))
     uploader = validation.clean_text(
         form.text("uploadedBy"), "uploadedBy", validation.MAX_UPLOADED_BY_CHARS
     )
     data = file.data
-    validation.check_size(len(data), services.settings.max_upload_bytes)
+    validation.check_size(len(data), store.settings.max_upload_bytes)
     info = validation.inspect_image(data)
     digest = sha256_hex(data)
 
@@ -135,7 +132,7 @@ def accept_upload(
         tenant_id=tenant.tenant_id,
         sha256=digest,
         # Content-addressed: the same bytes again (a duplicate) write nothing.
-        blob_key=services.blobs.put(tenant.tenant_id, data, digest),
+        blob_key=store.blobs.put(tenant.tenant_id, data, digest),
         file_name=validation.file_name(file.filename, info.mime),
         content_type=info.mime,
         file_size=len(data),
@@ -145,7 +142,7 @@ def accept_upload(
         metadata=meta,
     )
     try:
-        with services.db.connection() as conn:
+        with store.db.connection() as conn:
             image, created = images.insert_with_event(conn, new)
     except psycopg.errors.ForeignKeyViolation as exc:
         raise HTTPException(
@@ -180,26 +177,28 @@ def accept_upload(
     )
 
 
-def _image_or_404(services: Services, tenant: Tenant, image_id: uuid.UUID) -> Image:
-    with services.db.connection() as conn:
+def _image_or_404(db: DbDep, keys: KeysDep, tenant: TenantDep, image_id: uuid.UUID) -> Image:
+    """The key's tenant's image named in the path; 404 when it has none of that id."""
+    with db.connection() as conn:
         image = images.get(conn, image_id, tenant.tenant_id)
     if image is None:
-        confirm_tenant(services, tenant)
+        confirm_tenant(db, keys, tenant)
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no image {image_id} for this tenant")
     return image
 
 
+ImageDep = Annotated[Image, Depends(_image_or_404)]
+
+
 @router.get("/{image_id}/status", response_model=StatusView, response_model_exclude_none=True)
-def image_status(image_id: uuid.UUID, tenant: TenantDep, services: ServicesDep) -> dict[str, Any]:
+def image_status(image: ImageDep) -> dict[str, Any]:
     """Where the image is in processing: `status`, `processingSteps[]`, `percentComplete`."""
-    image = _image_or_404(services, tenant, image_id)
     return status_view(image, datetime.now(UTC))
 
 
 @router.get("/{image_id}", response_model=ImageDetails)
-def image_details(image_id: uuid.UUID, tenant: TenantDep, services: ServicesDep) -> ImageDetails:
+def image_details(image: ImageDep) -> ImageDetails:
     """What was stored about the image."""
-    image = _image_or_404(services, tenant, image_id)
     return ImageDetails(
         image_id=image.image_id,
         tenant_id=image.tenant_id,

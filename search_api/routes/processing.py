@@ -1,7 +1,7 @@
 """Live processing status over a WebSocket: ``/hub/processing-status?imageId=...``.
 
 The socket gets the image's status view at once, then again after each change (the app's one
-LISTEN connection wakes it; see `search_api.hub`), and is closed after a terminal status. The key
+LISTEN connection wakes it; see `deeplens.hub`), and is closed after a terminal status. The key
 comes in the ``X-API-Key`` header or, for browsers, the ``apiKey`` query parameter. Errors are
 sent as ``{"success": false, "detail": ...}`` before closing with code 4400/4401/4404.
 """
@@ -16,12 +16,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
+from psycopg_pool import ConnectionPool
 
 from deeplens.catalog import images
 from deeplens.catalog.tenants import Tenant
 from deeplens.status import status_view
-from search_api.deps import API_KEY_HEADER, ServicesDep, tenant_for_key
-from search_api.services import Services
+from search_api.deps import API_KEY_HEADER, DbDep, HubDep, KeysDep, tenant_for_key
 
 router = APIRouter(tags=["images"])
 
@@ -29,8 +29,8 @@ router = APIRouter(tags=["images"])
 FALLBACK_POLL_SECONDS = 5.0
 
 
-def _view(services: Services, tenant: Tenant, image_id: uuid.UUID) -> dict[str, Any] | None:
-    with services.db.connection() as conn:
+def _view(db: ConnectionPool, tenant: Tenant, image_id: uuid.UUID) -> dict[str, Any] | None:
+    with db.connection() as conn:
         image = images.get(conn, image_id, tenant.tenant_id)
     return None if image is None else status_view(image, datetime.now(UTC))
 
@@ -44,7 +44,9 @@ async def _refuse(websocket: WebSocket, code: int, detail: str) -> None:
 @router.websocket("/hub/processing-status")
 async def processing_status(
     websocket: WebSocket,
-    services: ServicesDep,
+    db: DbDep,
+    keys: KeysDep,
+    hub: HubDep,
     image_id: Annotated[str | None, Query(alias="imageId")] = None,
     api_key: Annotated[str | None, Query(alias="apiKey")] = None,
 ) -> None:
@@ -54,7 +56,7 @@ async def processing_status(
         await _refuse(websocket, 4401, detail)
         return
     try:
-        tenant = await run_in_threadpool(tenant_for_key, services, key)
+        tenant = await run_in_threadpool(tenant_for_key, keys, key)
     except HTTPException as exc:
         await _refuse(websocket, 4401, str(exc.detail))
         return
@@ -64,9 +66,9 @@ async def processing_status(
         await _refuse(websocket, 4400, f"imageId {image_id!r} is not an image id (a UUID)")
         return
 
-    subscription = services.hub.subscribe(str(image_uuid))  # before the first read: no gap
+    subscription = hub.subscribe(str(image_uuid))  # before the first read: no gap
     try:
-        view = await run_in_threadpool(_view, services, tenant, image_uuid)
+        view = await run_in_threadpool(_view, db, tenant, image_uuid)
         if view is None:
             await _refuse(websocket, 4404, f"no image {image_uuid} for this tenant")
             return
@@ -86,7 +88,7 @@ async def processing_status(
                     return
                 if waiter not in done:
                     waiter.cancel()
-                latest = await run_in_threadpool(_view, services, tenant, image_uuid)
+                latest = await run_in_threadpool(_view, db, tenant, image_uuid)
                 if latest is None:  # deleted with its tenant
                     await websocket.close(code=4404, reason="image deleted")
                     return
@@ -101,7 +103,7 @@ async def processing_status(
     except WebSocketDisconnect:
         return
     finally:
-        services.hub.unsubscribe(subscription)
+        hub.unsubscribe(subscription)
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -1,51 +1,110 @@
 """Similarity search in the caller's tenant: by a query image, or by a stored image's id.
 
 Hits come from the tenant's Qdrant alias and are enriched from Postgres in one query. Answers
-are cached in Redis for a minute, keyed by the tenant's generation (see `search_api.cache`).
+are cached in Redis for a minute, keyed by the tenant's generation (see `deeplens.cache`).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from psycopg_pool import ConnectionPool
+from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from deeplens import vectors
 from deeplens.blobs import sha256_hex
+from deeplens.cache import SearchCache
 from deeplens.catalog import images
 from deeplens.catalog.tenants import Tenant
 from deeplens.model.imaging import DECODE_ERRORS, ImageError
-from search_api import validation
-from search_api.deps import ServicesDep, TenantDep, confirm_tenant
+from search_api import forms, validation
+from search_api.deps import (
+    CacheDep,
+    DbDep,
+    KeysDep,
+    ModelDep,
+    QdrantDep,
+    SettingsDep,
+    TenantDep,
+    confirm_tenant,
+)
+from search_api.embedding import QueryModel
 from search_api.schemas import SearchHit, SearchResponse
-from search_api.services import Services
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 
-TopKForm = Annotated[int, Form(alias="topK", ge=1, le=100, description="Results (1-100).")]
-TopKQuery = Annotated[int, Query(alias="topK", ge=1, le=100, description="Results (1-100).")]
+MAX_TOP_K = 100
+TopKQuery = Annotated[int, Query(alias="topK", ge=1, le=MAX_TOP_K, description="Results (1-100).")]
+
+SEARCH_FORM = forms.image_form_schema(
+    "Search",
+    "The query image (JPEG, PNG, WebP, GIF, BMP).",
+    {"topK": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": 10}},
+)
 
 
-@router.post("/search", response_model=SearchResponse, response_model_exclude_none=True)
-def search_by_image(
+@dataclass(frozen=True)
+class Searcher:
+    """What a search of one tenant reads: its index, its catalog rows, its cached answers."""
+
+    tenant: Tenant
+    db: ConnectionPool
+    qdrant: QdrantClient
+    cache: SearchCache
+
+
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    response_model_exclude_none=True,
+    responses={422: {"description": "Not a multipart/form-data body, or no part named 'file'"}},
+    openapi_extra=SEARCH_FORM,
+)
+async def search_by_image(
+    request: Request,
     tenant: TenantDep,
-    services: ServicesDep,
-    file: Annotated[UploadFile, File(description="The query image.")],
-    top_k: TopKForm = 10,
+    settings: SettingsDep,
+    db: DbDep,
+    qdrant: QdrantDep,
+    cache: CacheDep,
+    model: ModelDep,
 ) -> JSONResponse:
     """The tenant's images most similar to the uploaded one, best first."""
     started = time.perf_counter()
-    data = validation.read_limited(file.file, services.settings.max_upload_bytes)
-    key = services.cache.key(tenant.tenant_id, "image", sha256_hex(data), top_k)
-    if (hit := services.cache.get(key)) is not None:
+    body = await request.body()  # bounded by `BodySizeLimit`, read once the key is known good
+    searcher = Searcher(tenant, db, qdrant, cache)
+    content_type = request.headers.get("content-type", "")
+    return await run_in_threadpool(
+        _search_by_image, searcher, model, settings.max_upload_bytes, content_type, body, started
+    )
+
+
+def _search_by_image(
+    searcher: Searcher,
+    model: QueryModel,
+    max_bytes: int,
+    content_type: str,
+    body: bytes,
+    started: float,
+) -> JSONResponse:
+    form, file = forms.read_image_form(content_type, body)
+    top_k = _top_k(form.text("topK"))
+    data = file.data
+    validation.check_size(len(data), max_bytes)
+    tenant = searcher.tenant
+    key = searcher.cache.key(tenant.tenant_id, "image", sha256_hex(data), top_k)
+    if (hit := searcher.cache.get(key)) is not None:
         return _answer(hit, started, cached=True)
 
     validation.inspect_image(data)
-    embedder = services.require_embedder()
+    embedder = model.require_embedder()
     if embedder.spec.name != tenant.model:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -59,34 +118,55 @@ def search_by_image(
             status.HTTP_400_BAD_REQUEST, f"the query image cannot be decoded: {exc}"
         ) from exc
     try:
-        hits = vectors.search(services.qdrant, tenant.collection_alias, vector, top_k)
+        hits = vectors.search(searcher.qdrant, tenant.collection_alias, vector, top_k)
     except UnexpectedResponse as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             f"the tenant's collection {tenant.collection_alias!r} cannot be searched: "
             f"{_reason(exc)}",
         ) from exc
-    body = _body(services, tenant, hits)
-    services.cache.put(key, body)
-    return _answer(body, started, cached=False)
+    answer = _body(searcher, hits)
+    searcher.cache.put(key, answer)
+    return _answer(answer, started, cached=False)
+
+
+def _top_k(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 10
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_TOP_K:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"topK must be a whole number from 1 to {MAX_TOP_K}, not {raw[:20]!r}",
+        )
+    return value
 
 
 @router.get(
     "/images/{image_id}/similar", response_model=SearchResponse, response_model_exclude_none=True
 )
 def similar_images(
-    image_id: uuid.UUID, tenant: TenantDep, services: ServicesDep, top_k: TopKQuery = 10
+    image_id: uuid.UUID,
+    tenant: TenantDep,
+    db: DbDep,
+    keys: KeysDep,
+    qdrant: QdrantDep,
+    cache: CacheDep,
+    top_k: TopKQuery = 10,
 ) -> JSONResponse:
     """The tenant's images most similar to a stored one (which is left out), best first."""
     started = time.perf_counter()
-    key = services.cache.key(tenant.tenant_id, "id", str(image_id), top_k)
-    if (hit := services.cache.get(key)) is not None:
+    key = cache.key(tenant.tenant_id, "id", str(image_id), top_k)
+    if (hit := cache.get(key)) is not None:
         return _answer(hit, started, cached=True)
 
-    with services.db.connection() as conn:
+    with db.connection() as conn:
         image = images.get(conn, image_id, tenant.tenant_id)
     if image is None:
-        confirm_tenant(services, tenant)
+        confirm_tenant(db, keys, tenant)
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no image {image_id} for this tenant")
     if image.status != "completed":
         raise HTTPException(
@@ -95,30 +175,26 @@ def similar_images(
             "ask again once its status is 'completed'",
         )
     try:
-        hits = vectors.search(
-            services.qdrant, tenant.collection_alias, image_id, top_k, exclude=image_id
-        )
+        hits = vectors.search(qdrant, tenant.collection_alias, image_id, top_k, exclude=image_id)
     except UnexpectedResponse as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             f"image {image_id} has no vector in {tenant.collection_alias!r} right now "
             f"(a reindex may be under way): {_reason(exc)}",
         ) from exc
-    body = _body(services, tenant, hits, query_image_id=image_id)
-    services.cache.put(key, body)
-    return _answer(body, started, cached=False)
+    answer = _body(Searcher(tenant, db, qdrant, cache), hits, query_image_id=image_id)
+    cache.put(key, answer)
+    return _answer(answer, started, cached=False)
 
 
 def _body(
-    services: Services,
-    tenant: Tenant,
-    hits: list[vectors.Hit],
-    query_image_id: uuid.UUID | None = None,
+    searcher: Searcher, hits: list[vectors.Hit], query_image_id: uuid.UUID | None = None
 ) -> dict[str, Any]:
     """The answer without timing: hits joined with their catalog rows (one query)."""
+    tenant = searcher.tenant
     rows = {}
     if hits:
-        with services.db.connection() as conn:
+        with searcher.db.connection() as conn:
             found = images.get_many(conn, tenant.tenant_id, [h.image_id for h in hits])
         rows = {r.image_id: r for r in found}
     results = [

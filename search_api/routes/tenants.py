@@ -1,28 +1,45 @@
-"""Tenant administration (``X-Admin-Key``): create, list, delete."""
+"""Tenant administration (``X-Admin-Key``): create, list, delete.
+
+A tenant's Dagster partition follows the catalog: the code location's tenant sensor adds it for
+a new tenant and removes it for a deleted one within a few seconds.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, HTTPException, status
+
+from deeplens import tenancy
 from deeplens.catalog.tenants import TenantExists
-from deeplens.naming import InvalidTenantId
-from search_api import tenancy
-from search_api.deps import AdminDep, ServicesDep
+from deeplens.naming import InvalidTenantId, validate_tenant_id
+from deeplens.tenancy import TenantStores
+from search_api.deps import AdminDep, BlobsDep, CacheDep, DbDep, KeysDep, ModelDep, QdrantDep
 from search_api.schemas import TenantCreate, TenantCreated, TenantDeleted, TenantList, TenantSummary
+
+
+def _stores(db: DbDep, qdrant: QdrantDep, blobs: BlobsDep, cache: CacheDep) -> TenantStores:
+    return TenantStores(db=db, qdrant=qdrant, blobs=blobs, cache=cache)
+
+
+StoresDep = Annotated[TenantStores, Depends(_stores)]
 
 router = APIRouter(prefix="/api/v1/admin/tenants", tags=["admin"], dependencies=[AdminDep])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TenantCreated)
-def create_tenant(body: TenantCreate, services: ServicesDep) -> TenantCreated:
-    """Create a tenant: its catalog row, its Qdrant collection and its Dagster partition.
+def create_tenant(body: TenantCreate, stores: StoresDep, model: ModelDep) -> TenantCreated:
+    """Create a tenant: its catalog row and its Qdrant collection (its Dagster partition follows).
 
     The API key is in this answer only; store it.
     """
     try:
-        created = tenancy.create_tenant(services, body.tenant_id, body.name or body.tenant_id)
+        validate_tenant_id(body.tenant_id)
     except InvalidTenantId as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    spec = model.require_spec()
+    try:
+        created = tenancy.create_tenant(stores, spec, body.tenant_id, body.name or body.tenant_id)
     except TenantExists as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -40,7 +57,7 @@ def create_tenant(body: TenantCreate, services: ServicesDep) -> TenantCreated:
 
 
 @router.get("", response_model=TenantList)
-def list_tenants(services: ServicesDep) -> TenantList:
+def list_tenants(db: DbDep) -> TenantList:
     """Every tenant, with its image counts by status."""
     return TenantList(
         tenants=[
@@ -53,15 +70,16 @@ def list_tenants(services: ServicesDep) -> TenantList:
                 image_count=sum(u.images_by_status.values()),
                 images_by_status=u.images_by_status,
             )
-            for u in tenancy.list_tenants(services)
+            for u in tenancy.list_tenants(db)
         ]
     )
 
 
 @router.delete("/{tenant_id}", response_model=TenantDeleted)
-def delete_tenant(tenant_id: str, services: ServicesDep) -> TenantDeleted:
-    """Delete a tenant with its images, blobs, vectors and Dagster partition."""
-    dropped = tenancy.delete_tenant(services, tenant_id)
+def delete_tenant(tenant_id: str, stores: StoresDep, keys: KeysDep) -> TenantDeleted:
+    """Delete a tenant with its images, blobs and vectors (its Dagster partition follows)."""
+    dropped = tenancy.delete_tenant(stores, tenant_id)
     if dropped is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no tenant {tenant_id!r}")
+    keys.forget_tenant(tenant_id)
     return TenantDeleted(tenant_id=tenant_id, collections_dropped=dropped)

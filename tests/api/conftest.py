@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 from anyio import CapacityLimiter
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from deeplens.blobs import BlobStore
 from deeplens.catalog.tenants import Tenant
 from deeplens.keys import hash_key
 from deeplens.settings import Settings
+from search_api import deps
 from search_api.auth import TenantKeys
-from search_api.deps import get_services
 from search_api.main import create_app
 
 API_KEY = "dlk_unit-test-key"
@@ -31,18 +32,23 @@ TENANT = Tenant(
 )
 
 
-class UntouchableDb:
-    """A connection pool that fails the test if a route reaches the database."""
+class Untouchable:
+    """A client that fails the test if a route reaches it."""
 
-    def connection(self, *args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("the database must not be used for this request")
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the {self.what} must not be used for this request")
 
 
 @dataclass
 class FakeServices:
+    """What the app's dependencies give the routes: fakes, and nothing that connects."""
+
     settings: Settings
     blobs: BlobStore
-    db: Any = field(default_factory=UntouchableDb)
+    db: Any = field(default_factory=lambda: Untouchable("database"))
     key_lookups: list[str] = field(default_factory=list)
     upload_limiter: CapacityLimiter = field(default_factory=lambda: CapacityLimiter(1))
 
@@ -52,6 +58,20 @@ class FakeServices:
             return TENANT if digest == hash_key(API_KEY) else None
 
         self.keys = TenantKeys(load)
+
+    def install(self, app: FastAPI) -> None:
+        overrides: dict[Any, Any] = {
+            deps.get_settings: lambda: self.settings,
+            deps.get_db: lambda: self.db,
+            deps.get_blobs: lambda: self.blobs,
+            deps.get_keys: lambda: self.keys,
+            deps.get_upload_limiter: lambda: self.upload_limiter,
+            deps.get_qdrant: lambda: Untouchable("vector store"),
+            deps.get_cache: lambda: Untouchable("search cache"),
+            deps.get_hub: lambda: Untouchable("status hub"),
+            deps.get_model: lambda: Untouchable("model"),
+        }
+        app.dependency_overrides.update(overrides)
 
 
 @pytest.fixture
@@ -63,7 +83,7 @@ def fake_services(tmp_path: Path) -> FakeServices:
 @pytest.fixture
 def client(fake_services: FakeServices) -> Iterator[TestClient]:
     """A client for an app whose lifespan never runs: nothing connects anywhere."""
-    app = create_app()
-    app.dependency_overrides[get_services] = lambda: fake_services
+    app = create_app(fake_services.settings)
+    fake_services.install(app)
     yield TestClient(app)
     app.dependency_overrides.clear()

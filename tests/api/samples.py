@@ -8,7 +8,7 @@ import zlib
 
 from PIL import Image
 
-from deeplens import synthetic
+from deeplens_local import synthetic
 
 
 def jpeg(seed: int = 1, width: int = 320, height: int = 240) -> bytes:

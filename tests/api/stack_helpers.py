@@ -13,7 +13,7 @@ import httpx
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 
-from deeplens.stack.stack import Stack
+from deeplens_local.stack.stack import Stack
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import redis
 
+from deeplens import tenancy
+from deeplens.cache import SearchCache, generation_key
+from deeplens.hub import StatusHub
 from deeplens.keys import hash_key
-from search_api import tenancy
 from search_api.auth import TenantKeys
-from search_api.cache import SearchCache, generation_key
-from search_api.hub import StatusHub
 from tests.api.conftest import TENANT
 
 # -- the key cache -----------------------------------------------------------------------------
@@ -144,34 +144,24 @@ def test_failed_tenant_creation_is_undone(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(
         tenancy.vectors, "drop_tenant", lambda client, tid, model: calls.append("collection-")
     )
-    monkeypatch.setattr(
-        tenancy.vectors,
-        "ensure_tenant_collection",
-        lambda client, tid, model, dim: calls.append(f"collection+{dim}"),
-    )
 
-    def add_partition(tenant_id: str) -> None:
-        calls.append("partition+")
-        raise RuntimeError("Dagster storage is down")
+    def ensure_collection(client: object, tid: str, model: str, dim: int) -> None:
+        calls.append(f"collection+{dim}")
+        raise RuntimeError("Qdrant is down")
 
-    services = SimpleNamespace(
+    monkeypatch.setattr(tenancy.vectors, "ensure_tenant_collection", ensure_collection)
+    stores = SimpleNamespace(
         db=SimpleNamespace(connection=connection),
         qdrant=object(),
-        partitions=SimpleNamespace(add=add_partition),
-        require_model_spec=lambda: SimpleNamespace(name="m", dimension=8),
+        blobs=SimpleNamespace(delete_tenant=lambda tid: calls.append("blobs-")),
+        cache=SimpleNamespace(invalidate=lambda tid: calls.append("cache-")),
     )
-    with pytest.raises(RuntimeError, match="Dagster"):
-        tenancy.create_tenant(services, "acme", "Acme")  # type: ignore[arg-type]
+    spec = SimpleNamespace(name="m", dimension=8)
+    with pytest.raises(RuntimeError, match="Qdrant"):
+        tenancy.create_tenant(stores, spec, "acme", "Acme")  # type: ignore[arg-type]
     assert calls == [
         "row+acme",
         "collection-",  # leftovers of an earlier tenant with this id
         "collection+8",
-        "partition+",
-        "collection-",  # undo, newest first
-        "row-acme",
+        "row-acme",  # undone; nothing else was written
     ]
-
-
-def test_partitions_need_a_dagster_instance() -> None:
-    with pytest.raises(tenancy.PartitionsUnavailable, match="DAGSTER_HOME"):
-        tenancy.TenantPartitions(None).add("acme")

@@ -1,4 +1,4 @@
-"""Routes in-process with fake services: auth, and every upload the API must refuse unwritten."""
+"""Routes in-process with fake clients: auth, and every upload the API must refuse unwritten."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from search_api.deps import get_services
 from search_api.limits import BodySizeLimit
 from search_api.main import create_app
 from tests.api import samples
@@ -227,8 +226,8 @@ def test_undeclared_oversize_body_is_cut_off_while_streaming(
         (b"content-type", b"multipart/form-data; boundary=b"),
         (b"x-api-key", API_KEY.encode()),
     ]
-    app = create_app()
-    app.dependency_overrides[get_services] = lambda: fake_services
+    app = create_app(fake_services.settings)
+    fake_services.install(app)
     status, pulled = asyncio.run(_call(app, headers, chunks))
     assert status == 413
     assert pulled <= 22, "the body must be refused soon after it passes the 20 MiB limit"

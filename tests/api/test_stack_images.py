@@ -14,7 +14,7 @@ from websockets.sync.client import connect
 
 from deeplens import events
 from deeplens.catalog import images
-from deeplens.stack.stack import Stack
+from deeplens_local.stack.stack import Stack
 from tests.api import samples
 from tests.api.stack_helpers import (
     TenantHandle,

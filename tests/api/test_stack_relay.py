@@ -18,15 +18,16 @@ import redis
 from psycopg.conninfo import make_conninfo
 
 from deeplens import events
+from deeplens.cache import SearchCache, generation_key
 from deeplens.catalog import images, outbox, tenants
 from deeplens.catalog.images import NewImage
 from deeplens.catalog.schema import migrate
 from deeplens.kafka import ensure_topics
-from deeplens.stack import servers
-from deeplens.stack.stack import Stack
-from deeplens.stack.wait import free_port
-from search_api.cache import SearchCache, generation_key
-from search_api.relay import OutboxRelay
+from deeplens.relay import OutboxRelay
+from deeplens.settings import Settings
+from deeplens_local.stack import servers
+from deeplens_local.stack.stack import Stack
+from deeplens_local.stack.wait import free_port
 from tests.api.stack_helpers import find_event, unique_id, wait_for
 
 pytestmark = pytest.mark.stack
@@ -106,8 +107,7 @@ def test_relay_survives_a_kafka_outage_and_catches_up(
     generation = generation_key(tenant_id)
     port = free_port()
     relay = OutboxRelay(
-        scratch_db,
-        f"127.0.0.1:{port}",
+        Settings(database_url=scratch_db, kafka_bootstrap=f"127.0.0.1:{port}"),
         on_completed=SearchCache(cache_client).invalidate,
         poll_interval=0.2,
         max_backoff=0.5,
@@ -124,7 +124,7 @@ def test_relay_survives_a_kafka_outage_and_catches_up(
         assert cache_client.get(generation) is None
 
         broker = servers.start_kafka(port, tmp_path / "logs")
-        ensure_topics(broker.url)
+        ensure_topics(Settings(kafka_bootstrap=broker.url))
         assert wait_for(lambda: pending(scratch_db) == 0, timeout=60), "the relay catches up"
         assert statuses(scratch_db, ids) == {"queued"}
         assert int(cache_client.get(generation) or 0) == 1, "completion invalidates the cache"
@@ -146,7 +146,11 @@ def test_relay_survives_a_kafka_outage_and_catches_up(
 def test_one_relay_publishes_and_a_standby_takes_over(stack: Stack, scratch_db: str) -> None:
     bootstrap = stack.env["DEEPLENS_KAFKA_BOOTSTRAP"]
     first, second = (
-        OutboxRelay(scratch_db, bootstrap, poll_interval=0.2, standby_interval=0.2)
+        OutboxRelay(
+            Settings(database_url=scratch_db, kafka_bootstrap=bootstrap),
+            poll_interval=0.2,
+            standby_interval=0.2,
+        )
         for _ in range(2)
     )
     first.start()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import httpx
 import psycopg
 import pytest
-from qdrant_client import QdrantClient
 
-from deeplens import vectors
-from deeplens.stack.stack import Stack
+from deeplens import clients, vectors
+from deeplens_local.stack.stack import Stack
 from tests.api import samples
-from tests.api.stack_helpers import create_tenant, delete_tenant, footprint, unique_id
+from tests.api.stack_helpers import create_tenant, delete_tenant, footprint, unique_id, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -34,9 +33,11 @@ def test_create_list_delete(stack: Stack, api_url: str, admin_key: str) -> None:
     assert body["apiKey"].startswith("dlk_")
     assert body["collection"] == f"tenant_{tenant.tenant_id}_{body['model']}_vectors"
     assert body["createdAt"]
-    qdrant = QdrantClient(url=stack.env["DEEPLENS_QDRANT_URL"])
+    qdrant = clients.qdrant(stack.child_settings())
     assert vectors.alias_target(qdrant, body["collection"]) is not None
-    assert has_partition(stack, tenant.tenant_id)
+    assert wait_for(lambda: has_partition(stack, tenant.tenant_id), timeout=30), (
+        "the code location's tenant sensor adds the new tenant's partition"
+    )
 
     admin = {"X-Admin-Key": admin_key}
     again = httpx.post(
@@ -71,7 +72,6 @@ def test_create_list_delete(stack: Stack, api_url: str, admin_key: str) -> None:
         for c in qdrant.get_collections().collections
         if c.name.startswith(body["collection"])
     ]
-    assert not has_partition(stack, tenant.tenant_id)
     status = httpx.get(
         f"{api_url}/api/v1/images/{upload.json()['imageId']}/status",
         headers=tenant.headers,
@@ -79,6 +79,9 @@ def test_create_list_delete(stack: Stack, api_url: str, admin_key: str) -> None:
     )
     assert status.status_code == 401, "a deleted tenant's key stops working at once"
     assert delete_tenant(api_url, admin_key, tenant.tenant_id).status_code == 404
+    assert wait_for(lambda: not has_partition(stack, tenant.tenant_id), timeout=30), (
+        "the tenant sensor removes a deleted tenant's partition"
+    )
 
 
 @pytest.mark.parametrize("tenant_id", ["Upper-Case", "under_score", "-dash-first", "x" * 64])

@@ -1,6 +1,6 @@
 """The bench at tiny sizes against the session's stack, so that it cannot rot.
 
-Asserts that every phase ran and every DESIGN bar got a measured number, never how fast anything
+Asserts that every phase ran and every quality bar got a measured number, never how fast anything
 was: speed is the bench's business (`python -m bench`), not the tests'.
 """
 
@@ -16,7 +16,7 @@ import pytest
 from bench import runner
 from bench.config import BenchConfig
 from bench.workload import WorkloadBuilder
-from deeplens.stack.stack import Stack
+from deeplens_local.stack.stack import Stack
 
 pytestmark = pytest.mark.stack
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from deeplens import synthetic
+from deeplens_local import synthetic
 
 TERMINAL = {"completed", "failed"}
 

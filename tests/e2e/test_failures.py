@@ -8,10 +8,10 @@ import uuid
 
 import httpx
 import pytest
-from qdrant_client import QdrantClient
 
-from deeplens import events, synthetic, vectors
-from deeplens.stack.stack import Stack
+from deeplens import clients, events, vectors
+from deeplens_local import synthetic
+from deeplens_local.stack.stack import Stack
 from tests.e2e.helpers import create_tenant, upload, wait_terminal
 from tests.e2e.test_ingest import events_on
 
@@ -23,9 +23,7 @@ def test_run_failure_fails_each_image_with_the_reason(
     tenant = create_tenant(api_url, admin_key, f"broken-{uuid.uuid4().hex[:6]}")
     tenant_id, key = str(tenant["tenantId"]), str(tenant["apiKey"])
     # Its vector collection disappears behind its back: indexing cannot succeed.
-    vectors.drop_tenant(
-        QdrantClient(url=stack.env["DEEPLENS_QDRANT_URL"]), tenant_id, str(tenant["model"])
-    )
+    vectors.drop_tenant(clients.qdrant(stack.child_settings()), tenant_id, str(tenant["model"]))
     with httpx.Client(base_url=api_url, timeout=30) as client:
         ids = []
         for seed in (2000, 2001):

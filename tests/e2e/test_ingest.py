@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from qdrant_client import QdrantClient
 
-from deeplens import events, synthetic
-from deeplens.stack.stack import Stack
+from deeplens import clients, events
+from deeplens_local import synthetic
+from deeplens_local.stack.stack import Stack
 from tests.e2e.helpers import create_tenant, graphql, near_duplicate, upload, wait_terminal
 
 N_IMAGES = 40
@@ -95,7 +95,7 @@ def ingested(api_url: str, tenants: dict[str, dict[str, object]]) -> dict[int, s
 def test_collection_holds_exactly_the_uploads(
     stack: Stack, tenants: dict[str, dict[str, object]], ingested: dict[int, str]
 ) -> None:
-    client = QdrantClient(url=stack.env["DEEPLENS_QDRANT_URL"])
+    client = clients.qdrant(stack.child_settings())
     alias = str(tenants["main"]["collection"])
     assert client.count(alias, exact=True).count == N_IMAGES
     points = client.retrieve(alias, ids=list(ingested.values()))
@@ -193,5 +193,5 @@ def test_same_files_again_create_no_points_and_no_runs(
     time.sleep(5)  # several sensor ticks
     runs_after = graphql(ui_url, RUNS, {"tenant": tenant_id})["runsOrError"]["results"]
     assert len(runs_after) == len(runs_before)
-    client = QdrantClient(url=stack.env["DEEPLENS_QDRANT_URL"])
+    client = clients.qdrant(stack.child_settings())
     assert client.count(str(tenants["main"]["collection"]), exact=True).count == N_IMAGES

@@ -6,9 +6,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from deeplens import synthetic
 from deeplens.model import Embedder, ModelSpec
-from deeplens.model.cut import cut_to_pooled, list_nodes, main
+from deeplens_local import synthetic
+from deeplens_local.model.cut import cut_to_pooled, list_nodes, main
 
 
 @pytest.fixture(scope="module")

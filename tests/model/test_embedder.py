@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deeplens import synthetic
 from deeplens.model import Embedder, ImageError
-from deeplens.model.benchmark import measure
 from deeplens.model.embedder import DEFAULT_MAX_BATCH_SIZE
 from deeplens.model.imaging import decode
+from deeplens_local import synthetic
+from deeplens_local.model.benchmark import measure
 
 
 @pytest.fixture(scope="module")

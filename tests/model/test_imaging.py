@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deeplens import synthetic
 from deeplens.model import (
     CorruptImageError,
     EmptyImageError,
@@ -15,6 +14,7 @@ from deeplens.model import (
     probe,
 )
 from deeplens.model.imaging import decode
+from deeplens_local import synthetic
 
 
 def png_header_claiming(width: int, height: int) -> bytes:

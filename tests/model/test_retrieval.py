@@ -4,8 +4,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from deeplens import synthetic
 from deeplens.model import Embedder
+from deeplens_local import synthetic
 
 N = 200
 

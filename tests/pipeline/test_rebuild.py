@@ -7,10 +7,8 @@ import uuid
 
 import dagster as dg
 import httpx
-from qdrant_client import QdrantClient
 
-from deeplens import synthetic, vectors
-from deeplens.stack.stack import Stack
+from deeplens import clients, vectors
 from deeplens_dagster.assets.checks import embeddings_are_unit_vectors
 from deeplens_dagster.assets.ingest import embeddings, images, indexed_vectors
 from deeplens_dagster.partitions import TENANTS
@@ -20,6 +18,8 @@ from deeplens_dagster.resources import (
     EmbedderResource,
     QdrantResource,
 )
+from deeplens_local import synthetic
+from deeplens_local.stack.stack import Stack
 from tests.e2e.helpers import create_tenant, upload, wait_terminal
 
 
@@ -40,7 +40,7 @@ def test_backfill_rebuilds_into_a_new_collection_without_the_model(
             ids.append(response.json()["imageId"])
         wait_terminal(client, key, ids)
 
-    qdrant = QdrantClient(url=stack.env["DEEPLENS_QDRANT_URL"])
+    qdrant = clients.qdrant(stack.child_settings())
     before = vectors.alias_target(qdrant, alias)
     assert before is not None and qdrant.count(alias, exact=True).count == 6
 
@@ -51,9 +51,9 @@ def test_backfill_rebuilds_into_a_new_collection_without_the_model(
         partition_key=tenant_id,
         instance=instance,
         resources={
-            "catalog_db": CatalogResource(url=stack.env["DEEPLENS_DATABASE_URL"]),
-            "qdrant": QdrantResource(url=stack.env["DEEPLENS_QDRANT_URL"]),
-            "blobs": BlobStoreResource(root=stack.env["DEEPLENS_BLOB_ROOT"]),
+            "catalog_db": CatalogResource(),
+            "qdrant": QdrantResource(),
+            "blobs": BlobStoreResource(),
             "embedder": EmbedderResource(),
         },
     )

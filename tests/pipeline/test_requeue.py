@@ -8,7 +8,7 @@ import psycopg
 
 from deeplens import keys
 from deeplens.catalog import images, tenants
-from deeplens.stack.stack import Stack
+from deeplens_local.stack.stack import Stack
 
 
 def test_idle_unfinished_images_are_requeued_once(stack: Stack) -> None:

@@ -10,12 +10,12 @@ from typing import Any
 import dagster as dg
 import psycopg
 import pytest
-from qdrant_client import QdrantClient
 
-from deeplens import events, keys, vectors
+from deeplens import clients, events, keys, vectors
 from deeplens.catalog import tenants
-from deeplens.kafka import make_producer, produce_all
-from deeplens.stack.stack import Stack
+from deeplens.clients import kafka_producer
+from deeplens.kafka import produce_all
+from deeplens.settings import Settings
 from deeplens_dagster.jobs import ingest_job
 from deeplens_dagster.resources import CatalogResource, KafkaResource
 from deeplens_dagster.sensors.uploads import (
@@ -24,6 +24,7 @@ from deeplens_dagster.sensors.uploads import (
     image_upload_sensor,
     read_cursor,
 )
+from deeplens_local.stack.stack import Stack
 from tests.e2e.test_ingest import events_on
 from tests.unit.test_batching import uploaded
 
@@ -32,7 +33,7 @@ from tests.unit.test_batching import uploaded
 def tenant_id(stack: Stack) -> str:
     tenant = f"sensor-{uuid.uuid4().hex[:8]}"
     model = "efficientnet_lite0"
-    client = QdrantClient(url=stack.env["DEEPLENS_QDRANT_URL"])
+    client = clients.qdrant(stack.child_settings())
     alias = vectors.ensure_tenant_collection(client, tenant, model, 1280)
     with psycopg.connect(stack.env["DEEPLENS_DATABASE_URL"], autocommit=True) as conn:
         tenants.create(conn, tenant, "S", keys.hash_key(keys.new_api_key()), model, alias)
@@ -40,11 +41,13 @@ def tenant_id(stack: Stack) -> str:
 
 
 def sensor_resources(stack: Stack) -> dict[str, Any]:
-    """The upload sensor's resources on the stack's Kafka and catalog."""
-    return {
-        "kafka": KafkaResource(bootstrap=stack.env["DEEPLENS_KAFKA_BOOTSTRAP"]),
-        "catalog_db": CatalogResource(url=stack.env["DEEPLENS_DATABASE_URL"]),
-    }
+    """The upload sensor's resources (on the stack's Kafka and catalog: the session's settings
+    are the stack's)."""
+    return {"kafka": KafkaResource(), "catalog_db": CatalogResource()}
+
+
+def make_producer(bootstrap: str) -> Any:
+    return kafka_producer(Settings(kafka_bootstrap=bootstrap))
 
 
 def test_sensor_batches_per_tenant_and_advances_its_cursor(stack: Stack, tenant_id: str) -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy import event
 
-from deeplens.stack.stack import Stack
 from deeplens_dagster.storage import PooledPostgresStorage, shared_engine
+from deeplens_local.stack.stack import Stack
 
 
 def test_a_schema_check_that_passed_is_not_asked_again(stack: Stack) -> None:

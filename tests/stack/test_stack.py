@@ -14,8 +14,8 @@ import httpx
 import psycopg
 import pytest
 
-from deeplens.stack.apps import code_locations
-from deeplens.stack.stack import Stack, read_state
+from deeplens_local.stack.apps import code_locations
+from deeplens_local.stack.stack import Stack, read_state
 
 
 def test_readyz_reports_every_dependency_reachable(api_url: str) -> None:
@@ -52,8 +52,8 @@ def test_state_file_names_every_child(stack: Stack) -> None:
     assert {"dagster-daemon", "dagster-webserver", "search-api"} <= set(state["children"])
 
 
-def _deeplens(home: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "deeplens.cli", "--home", str(home), *args]
+def _deeplens(home: Path, command: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "deeplens_cli.main", command, "--home", str(home), *args]
 
 
 def test_second_up_on_the_same_home_says_it_runs(stack: Stack) -> None:
@@ -63,6 +63,7 @@ def test_second_up_on_the_same_home_says_it_runs(stack: Stack) -> None:
     assert stack.endpoints["api"].url in done.stdout
 
 
+@pytest.mark.stack  # starts a stack of its own
 @pytest.mark.timeout(400)
 def test_up_then_down_stops_every_process(tmp_path: Path) -> None:
     """`deeplens up` in the foreground; `deeplens down` from another process stops it all."""

@@ -1,0 +1,196 @@
+"""The outbox relay: publishes the catalog's outbox rows to Kafka from a background thread.
+
+The API process hosts one by default (``DEEPLENS_RELAY_IN_API``); ``deeplens relay`` runs one on
+its own where a deployment separates them. Besides publishing, it moves announced uploads to
+``queued``, makes the search cache of a tenant with newly completed images stale, and now and
+then re-sends the events of images that have waited too long.
+
+It wakes on ``NOTIFY deeplens_outbox`` (and polls every second in case a wake-up is missed),
+claims unsent rows with ``FOR UPDATE SKIP LOCKED``, produces them, and in the same transaction
+marks them sent and moves announced uploads to ``queued``. When Kafka or Postgres is down it logs,
+backs off and catches up later; uploads never wait for it. Delivery is at least once: a crash
+between produce and commit publishes again.
+
+One relay publishes at a time: each API process runs one, and the one holding a session-level
+advisory lock leads while the others stand by, trying for the lock every few seconds (a leader
+that dies loses its session, and with it the lock). Relays side by side would be correct (rows
+are claimed with SKIP LOCKED) but every upload's NOTIFY would wake them all to race for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from confluent_kafka import Producer
+
+from deeplens import clients, events
+from deeplens.catalog import images, outbox
+from deeplens.kafka import produce_all
+from deeplens.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "deeplens_outbox"
+LEADER_LOCK = "deeplens.outbox_relay"
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        settings: Settings,
+        on_completed: Callable[[str], None] | None = None,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        max_backoff: float = 10.0,
+        producer_config: dict[str, Any] | None = None,
+        standby_interval: float = 3.0,
+    ) -> None:
+        self._settings = settings
+        self._database_url = settings.require("database_url")
+        self._on_completed = on_completed
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._max_backoff = max_backoff
+        requeue_after = settings.requeue_after_seconds
+        self._requeue_after = requeue_after
+        self._next_requeue = time.monotonic() + min(60.0, requeue_after)
+        self._producer_config = producer_config or {}
+        self._standby_interval = standby_interval
+        self._leading = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: psycopg.Connection | None = None
+        self._producer: Producer | None = None
+        self.published = 0
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._close_conn()
+        if self._producer is not None:
+            self._producer.flush(5)
+            self._producer = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        backoff = self._poll_interval
+        while not self._stop.is_set():
+            try:
+                conn = self._connection()
+                if not self._lead(conn):
+                    self._stop.wait(self._standby_interval)
+                    continue
+                while not self._stop.is_set() and self.publish_batch(conn):
+                    pass
+                self._requeue_stale(conn)
+                backoff = self._poll_interval
+                for _ in conn.notifies(timeout=self._poll_interval, stop_after=1):
+                    pass
+            except Exception as exc:  # the relay logs and retries; it never dies
+                log.warning(
+                    "outbox relay: %s: %s; retrying in %.1fs", type(exc).__name__, exc, backoff
+                )
+                self._recover(exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+
+    def publish_batch(self, conn: psycopg.Connection) -> int:
+        """Publish one batch of unsent rows; returns how many were published (0: none left)."""
+        completed: set[str] = set()
+        with conn.transaction():
+            rows = outbox.claim(conn, self._batch_size)
+            if not rows:
+                return 0
+            produce_all(self._kafka(), [(r.topic, r.key, r.value()) for r in rows])
+            outbox.mark_sent(conn, [r.id for r in rows])
+            uploaded: list[uuid.UUID] = []
+            for row in rows:
+                data = row.payload.get("data")
+                image_id = data.get("imageId") if isinstance(data, dict) else None
+                if row.topic == events.TOPIC_UPLOADED and image_id:
+                    uploaded.append(uuid.UUID(str(image_id)))
+                elif row.topic == events.TOPIC_COMPLETED:
+                    completed.add(str(row.payload.get("tenantId") or row.key))
+            if uploaded:
+                images.mark_queued(conn, uploaded)
+        self.published += len(rows)
+        log.debug("outbox relay published %d event(s)", len(rows))
+        if self._on_completed is not None:
+            for tenant_id in completed:
+                self._on_completed(tenant_id)
+        return len(rows)
+
+    def _requeue_stale(self, conn: psycopg.Connection) -> None:
+        """Now and then, send again the events of images that have waited too long."""
+        if time.monotonic() < self._next_requeue:
+            return
+        self._next_requeue = time.monotonic() + min(60.0, self._requeue_after)
+        count = images.requeue_unfinished(conn, idle_seconds=self._requeue_after)
+        if count:
+            log.warning(
+                "re-sent upload events of %d image(s) idle for %.0fs", count, self._requeue_after
+            )
+
+    @property
+    def leading(self) -> bool:
+        """Whether this relay is the one publishing (it holds the leader lock)."""
+        return self._leading
+
+    def _lead(self, conn: psycopg.Connection) -> bool:
+        """Take the leader lock if free (kept for the session); listen once leading."""
+        if not self._leading:
+            row = conn.execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s))", (LEADER_LOCK,)
+            ).fetchone()
+            if row is None or not row[0]:
+                return False
+            conn.execute(f"LISTEN {CHANNEL}")
+            self._leading = True
+            log.info("outbox relay: leading")
+        return True
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._leading = False  # a new session holds no lock
+            self._conn = psycopg.connect(self._database_url, autocommit=True, connect_timeout=5)
+        return self._conn
+
+    def _kafka(self) -> Producer:
+        if self._producer is None:
+            self._producer = clients.kafka_producer(self._settings, **self._producer_config)
+        return self._producer
+
+    def _recover(self, exc: Exception) -> None:
+        if isinstance(exc, psycopg.Error):
+            self._close_conn()
+        else:
+            # A failed produce may leave messages queued in the producer: drop them (their rows
+            # stay unsent and are claimed again) and start the next attempt with a fresh one.
+            if self._producer is not None:
+                self._producer.purge()
+                self._producer.flush(0)
+                self._producer = None
+
+    def _close_conn(self) -> None:
+        self._leading = False
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None

@@ -1,0 +1,101 @@
+"""Creating and deleting a tenant across Postgres, Qdrant, the blob store and the search cache.
+
+Creation writes the tenant row first (that claims the id), then the Qdrant collection behind the
+tenant's alias; when the second step fails the first is undone. Deletion removes the vectors
+first and the row last, so that a failed deletion leaves a tenant that can be deleted again.
+The tenant's Dagster partition follows the catalog: the code location's tenant sensor adds and
+removes partitions (the API knows nothing of Dagster).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from psycopg_pool import ConnectionPool
+from qdrant_client import QdrantClient
+
+from deeplens import vectors
+from deeplens.blobs import BlobStore
+from deeplens.cache import SearchCache
+from deeplens.catalog import images, tenants
+from deeplens.catalog.tenants import Tenant
+from deeplens.keys import hash_key, new_api_key
+from deeplens.model.registry import ModelSpec
+from deeplens.naming import collection_alias, validate_tenant_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CreatedTenant:
+    tenant: Tenant
+    api_key: str
+
+
+@dataclass(frozen=True)
+class TenantUsage:
+    tenant: Tenant
+    images_by_status: dict[str, int]
+
+
+@dataclass(frozen=True)
+class TenantStores:
+    """Where a tenant's data lives."""
+
+    db: ConnectionPool
+    qdrant: QdrantClient
+    blobs: BlobStore
+    cache: SearchCache
+
+
+def create_tenant(
+    stores: TenantStores, spec: ModelSpec, tenant_id: str, name: str
+) -> CreatedTenant:
+    """Provision a tenant; raises `InvalidTenantId`, `TenantExists` or the failing step's error."""
+    validate_tenant_id(tenant_id)
+    api_key = new_api_key()
+    alias = collection_alias(tenant_id, spec.name)
+    with stores.db.connection() as conn:
+        tenant = tenants.create(conn, tenant_id, name, hash_key(api_key), spec.name, alias)
+    try:
+        # Vectors left behind by an earlier tenant of the same id must not leak into this one.
+        vectors.drop_tenant(stores.qdrant, tenant_id, spec.name)
+        vectors.ensure_tenant_collection(stores.qdrant, tenant_id, spec.name, spec.dimension)
+    except BaseException:
+        try:
+            _delete_row(stores, tenant_id)
+        except Exception:
+            log.exception("could not undo the tenant row of %s", tenant_id)
+        raise
+    stores.blobs.delete_tenant(tenant_id)
+    stores.cache.invalidate(tenant_id)
+    log.info("created tenant %s (collection %s)", tenant_id, alias)
+    return CreatedTenant(tenant, api_key)
+
+
+def list_tenants(db: ConnectionPool) -> list[TenantUsage]:
+    with db.connection() as conn:
+        return [
+            TenantUsage(t, images.count_by_status(conn, t.tenant_id))
+            for t in tenants.list_all(conn)
+        ]
+
+
+def delete_tenant(stores: TenantStores, tenant_id: str) -> list[str] | None:
+    """Remove a tenant everywhere; returns the dropped collections, or None if it is unknown."""
+    with stores.db.connection() as conn:
+        tenant = tenants.get(conn, tenant_id)
+    if tenant is None:
+        return None
+    dropped = vectors.drop_tenant(stores.qdrant, tenant_id, tenant.model)
+    _delete_row(stores, tenant_id)
+    stores.blobs.delete_tenant(tenant_id)
+    stores.cache.invalidate(tenant_id)
+    log.info("deleted tenant %s (collections %s)", tenant_id, dropped)
+    return dropped
+
+
+def _delete_row(stores: TenantStores, tenant_id: str) -> None:
+    with stores.db.connection() as conn:
+        tenants.delete(conn, tenant_id)

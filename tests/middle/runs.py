@@ -1,0 +1,90 @@
+"""Materialising the ingest assets of one tenant partition, as the sensor's runs do."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import psycopg
+from qdrant_client import QdrantClient
+
+from deeplens.blobs import BlobStore
+from deeplens.catalog.images import Image
+from deeplens_dagster.assets.checks import embeddings_are_unit_vectors
+from deeplens_dagster.assets.ingest import embeddings, images, indexed_vectors
+from tests.middle import seed
+
+INGEST: Sequence[Any] = (images, embeddings, indexed_vectors)
+
+
+def ingest(
+    tenant_id: str,
+    instance: dg.DagsterInstance,
+    resources: Mapping[str, object],
+    image_ids: list[uuid.UUID] | None = None,
+    assets: Sequence[Any] = INGEST,
+    check: bool = False,
+    raise_on_error: bool = True,
+    tags: Mapping[str, str] | None = None,
+) -> dg.ExecuteInProcessResult:
+    """A run of `assets` (default: all three) for the tenant: a batch of `image_ids`, or with
+    none a rebuild (a backfill); with `check`, the blocking embeddings check runs too."""
+    ops = tuple(a.key.path[-1] for a in assets)
+    return dg.materialize(
+        [*assets, *([embeddings_are_unit_vectors] if check else [])],
+        partition_key=tenant_id,
+        instance=instance,
+        resources=dict(resources),
+        run_config=seed.batch_config(image_ids, ops) if image_ids else None,
+        raise_on_error=raise_on_error,
+        tags=dict(tags or {}),
+    )
+
+
+def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
+    """The plain values of the asset's (single) materialisation's metadata."""
+    [materialization] = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in materialization.metadata.items()}
+
+
+@dataclass(frozen=True)
+class Tenancy:
+    """One tenant of the catalog, with what its runs use and what the tests look at."""
+
+    tenant_id: str
+    alias: str
+    conn: psycopg.Connection
+    blobs: BlobStore
+    qdrant: QdrantClient
+    instance: dg.DagsterInstance
+    resources: Mapping[str, object]
+
+    def upload(self, data: bytes, name: str = "photo.jpg", store_blob: bool = True) -> Image:
+        return seed.upload(self.conn, self.blobs, self.tenant_id, data, name, store_blob)
+
+    def upload_photos(self, *seeds: int) -> list[uuid.UUID]:
+        return [self.upload(seed.photo(n), f"{n}.jpg").image_id for n in seeds]
+
+    def run(
+        self, image_ids: list[uuid.UUID] | None = None, **options: Any
+    ) -> dg.ExecuteInProcessResult:
+        """`ingest` of this tenant (`options` as there)."""
+        return ingest(self.tenant_id, self.instance, self.resources, image_ids, **options)
+
+    def statuses(self) -> dict[uuid.UUID, tuple[str, str | None]]:
+        return seed.statuses(self.conn, self.tenant_id)
+
+    def points(self) -> seed.Points:
+        return seed.points(self.qdrant, self.alias)
+
+    def embedded_at(self) -> dict[uuid.UUID, Any]:
+        return seed.embedded_at(self.conn, self.tenant_id)
+
+    def outbox(self, topic: str) -> list[dict[str, Any]]:
+        return seed.outbox_payloads(self.conn, self.tenant_id, topic)
+
+    def outbox_ids(self, topic: str) -> list[uuid.UUID]:
+        return seed.outbox_image_ids(self.conn, self.tenant_id, topic)

@@ -1,0 +1,189 @@
+"""The ingest assets, `images` → `embeddings` → `indexed_vectors`, materialised in-process on
+the real catalog with a fake model and an in-memory Qdrant."""
+
+from __future__ import annotations
+
+import pytest
+
+from deeplens import events, vectors
+from deeplens.model.registry import get_model
+from tests.middle import seed
+from tests.middle.fakes import fake_vector
+from tests.middle.runs import INGEST, Tenancy, metadata
+
+pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
+
+DIMENSION = get_model(seed.MODEL).dimension
+
+
+def test_a_batch_becomes_searchable_with_one_completed_event_per_image(tenancy: Tenancy) -> None:
+    """A sensor-style batch: every image ends `completed`, the alias holds exactly their points
+    (each found first by its own vector), each image has one `processing.completed` outbox row,
+    and the three materialisations count what happened."""
+    data = [seed.photo(n) for n in range(3)]
+    ids = [tenancy.upload(d, f"{n}.jpg").image_id for n, d in enumerate(data)]
+
+    result = tenancy.run(ids, tags={"deeplens/offsets": "0:0-2"})
+
+    assert result.success
+    assert tenancy.statuses() == {i: ("completed", None) for i in ids}
+    assert tenancy.points().ids == set(ids)
+    hits = vectors.search(tenancy.qdrant, tenancy.alias, fake_vector(data[1], DIMENSION), 1)
+    assert [h.image_id for h in hits] == [ids[1]]
+    assert (hits[0].payload["tenantId"], hits[0].payload["fileName"]) == (
+        tenancy.tenant_id,
+        "1.jpg",
+    )
+
+    completed = tenancy.outbox(events.TOPIC_COMPLETED)
+    assert sorted(p["data"]["imageId"] for p in completed) == sorted(str(i) for i in ids)
+    for payload in completed:
+        event = events.ProcessingCompleted.model_validate(payload)
+        assert (event.data.collection, event.data.model_name) == (tenancy.alias, seed.MODEL)
+    assert tenancy.outbox(events.TOPIC_FAILED) == []
+
+    taken = metadata(result, "images")
+    assert taken["mode"] == "batch"
+    assert (taken["batch_size"], taken["images"], taken["to_process"]) == (3, 3, 3)
+    assert (taken["already_completed"], taken["missing_blobs"]) == (0, 0)
+    assert taken["bytes"] == sum(len(d) for d in data)
+    assert taken["kafka_offsets"] == "0:0-2"
+    embedded = metadata(result, "embeddings")
+    assert (embedded["embedded"], embedded["reused_stored"], embedded["failed"]) == (3, 0, 0)
+    assert (embedded["model"], embedded["dimension"]) == (seed.MODEL, DIMENSION)
+    indexed = metadata(result, "indexed_vectors")
+    assert (indexed["upserted"], indexed["newly_searchable"], indexed["without_vector"]) == (
+        3,
+        3,
+        0,
+    )
+    assert indexed["points_in_collection"] == 3
+    assert (indexed["collection"], indexed["rebuilt_from"]) == (tenancy.alias, "n/a")
+
+
+def test_an_undecodable_image_fails_alone_with_its_reason(tenancy: Tenancy) -> None:
+    """Bytes that are no image (the image's own fault) fail that image, with the decoder's
+    reason and a `processing.failed` event; the run succeeds and the rest of the batch is
+    indexed."""
+    good = tenancy.upload_photos(10, 11)
+    bad = tenancy.upload(b"plain text, not a picture\n" * 8, "notes.jpg").image_id
+
+    result = tenancy.run([good[0], bad, good[1]])
+
+    assert result.success
+    status = tenancy.statuses()
+    assert status[good[0]] == status[good[1]] == ("completed", None)
+    state, reason = status[bad]
+    assert state == "failed"
+    assert reason is not None and reason.startswith("could not decode the image:")
+    assert tenancy.points().ids == set(good)
+    [failed] = tenancy.outbox(events.TOPIC_FAILED)
+    assert failed["data"]["imageId"] == str(bad)
+    assert (failed["data"]["stage"], failed["data"]["reason"]) == ("embeddings", reason)
+    assert sorted(tenancy.outbox_ids(events.TOPIC_COMPLETED)) == sorted(good)
+    embedded = metadata(result, "embeddings")
+    assert (embedded["embedded"], embedded["failed"]) == (2, 1)
+    assert embedded["failures"] == {str(bad): reason}
+    assert metadata(result, "indexed_vectors")["newly_searchable"] == 2
+
+
+def test_a_missing_blob_fails_that_image_alone(tenancy: Tenancy) -> None:
+    """An image whose bytes are not in the blob store fails in `images` with that reason; it
+    is never embedded, and the others complete."""
+    [good] = tenancy.upload_photos(20)
+    lost = tenancy.upload(seed.photo(21), store_blob=False)
+    assert not tenancy.blobs.path(lost.blob_key).exists()
+
+    result = tenancy.run([good, lost.image_id])
+
+    assert result.success
+    status = tenancy.statuses()
+    assert status[good] == ("completed", None)
+    assert status[lost.image_id] == ("failed", "image bytes missing from the blob store")
+    assert tenancy.points().ids == {good}
+    assert set(tenancy.embedded_at()) == {good}
+    [failed] = tenancy.outbox(events.TOPIC_FAILED)
+    assert (failed["data"]["imageId"], failed["data"]["stage"]) == (str(lost.image_id), "images")
+    assert metadata(result, "images")["missing_blobs"] == 1
+    assert metadata(result, "embeddings")["embedded"] == 1
+
+
+def test_rerunning_a_batch_changes_nothing(tenancy: Tenancy) -> None:
+    """The same batch again (a duplicate event, a re-executed run): no image is embedded or
+    indexed again, no event is emitted again, the points stay the same."""
+    ids = tenancy.upload_photos(30, 31)
+    assert tenancy.run(ids).success
+    stored, before = tenancy.embedded_at(), tenancy.points()
+    announced = tenancy.outbox_ids(events.TOPIC_COMPLETED)
+    assert before.ids == set(ids) and sorted(announced) == sorted(ids)
+
+    again = tenancy.run(ids)
+
+    assert again.success
+    assert tenancy.points() == before
+    assert tenancy.embedded_at() == stored
+    assert tenancy.outbox_ids(events.TOPIC_COMPLETED) == announced
+    assert tenancy.statuses() == {i: ("completed", None) for i in ids}
+    assert metadata(again, "images")["to_process"] == 0
+    embedded = metadata(again, "embeddings")
+    assert (embedded["embedded"], embedded["failed"]) == (0, 0)
+    indexed = metadata(again, "indexed_vectors")
+    assert (indexed["upserted"], indexed["newly_searchable"]) == (0, 0)
+    assert indexed["points_in_collection"] == 2
+
+
+def test_a_retried_run_reuses_the_stored_embeddings(tenancy: Tenancy) -> None:
+    """A run that stopped after `embeddings` (say Qdrant was down), run again: the model is
+    not run again (`reused_stored`, the stored rows untouched) and the batch completes."""
+    ids = tenancy.upload_photos(40, 41)
+    first = tenancy.run(ids, assets=INGEST[:2])
+    assert first.success
+    assert metadata(first, "embeddings")["embedded"] == 2
+    assert {s for s, _ in tenancy.statuses().values()} == {"processing"}
+    stored = tenancy.embedded_at()
+    assert set(stored) == set(ids)
+
+    retried = tenancy.run(ids)
+
+    assert retried.success
+    embedded = metadata(retried, "embeddings")
+    assert (embedded["embedded"], embedded["reused_stored"]) == (0, 2)
+    assert tenancy.embedded_at() == stored
+    assert tenancy.statuses() == {i: ("completed", None) for i in ids}
+    assert tenancy.points().ids == set(ids)
+
+
+def test_a_rebuild_swaps_the_alias_to_a_new_collection_and_drops_the_old(tenancy: Tenancy) -> None:
+    """A run without a batch (a backfill) builds a new physical collection from the stored
+    embeddings, points the alias at it and deletes the old one; the alias holds exactly the
+    completed images, and nothing is embedded again or announced again."""
+    ids = tenancy.upload_photos(50, 51, 52)
+    bad = tenancy.upload(b"\x00\x01 not an image", "zeros.jpg").image_id
+    assert tenancy.run([*ids, bad]).success
+    old = tenancy.points()
+    assert old.collection is not None and old.ids == set(ids)
+    stored = tenancy.embedded_at()
+    announced = tenancy.outbox_ids(events.TOPIC_COMPLETED)
+
+    rebuilt = tenancy.run()
+
+    assert rebuilt.success
+    new = tenancy.points()
+    assert new.collection is not None and new.collection != old.collection
+    assert new.collection.startswith(tenancy.alias + "_v")
+    assert new.ids == set(ids)
+    assert not tenancy.qdrant.collection_exists(old.collection)
+    assert [c.name for c in tenancy.qdrant.get_collections().collections] == [new.collection]
+    status = tenancy.statuses()
+    assert sum(1 for s, _ in status.values() if s == "completed") == len(new.ids)
+    assert status[bad][0] == "failed"
+    assert tenancy.embedded_at() == stored
+    assert tenancy.outbox_ids(events.TOPIC_COMPLETED) == announced
+
+    assert metadata(rebuilt, "images")["mode"] == "rebuild"
+    embedded = metadata(rebuilt, "embeddings")
+    assert (embedded["embedded"], embedded["reused_stored"]) == (0, 3)
+    indexed = metadata(rebuilt, "indexed_vectors")
+    assert (indexed["rebuilt_from"], indexed["collection"]) == (old.collection, new.collection)
+    assert (indexed["upserted"], indexed["points_in_collection"]) == (3, 3)
+    assert indexed["newly_searchable"] == 0
