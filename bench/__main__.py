@@ -19,6 +19,14 @@ from bench.report import markdown
 from bench.workload import WorkloadBuilder
 from deeplens_local.stack.stack import Stack, StackConfig
 
+FAST_HEALING = {
+    "DEEPLENS_RUN_HEARTBEAT_SECONDS": "2",
+    "DEEPLENS_RUN_DEAD_AFTER_SECONDS": "20",
+    "DEEPLENS_RETRY_BACKOFF_SECONDS": "2",
+    "DEEPLENS_RETRY_BACKOFF_MAX_SECONDS": "10",
+    "DEEPLENS_STUCK_AFTER_SECONDS": "45",
+}
+
 
 def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, argparse.Namespace]:
     defaults = BenchConfig()
@@ -49,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, argparse.Nam
     )
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--no-reindex", action="store_true")
+    p.add_argument("--no-faults", action="store_true", help="skip the injected faults (last)")
     p.add_argument(
         "--only",
         help="comma-separated phases to run, in the usual order (e.g. raw,ingest); "
@@ -84,6 +93,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, argparse.Nam
         profile=args.profile and not args.smoke,
         plots=not args.no_plots,
         reindex=not args.no_reindex,
+        faults=config.faults and not args.no_faults,
         cache_dir=None if args.no_cache else config.cache_dir,
         only=tuple(p.strip() for p in args.only.split(",")) if args.only else (),
     )
@@ -99,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     environ = dict(os.environ)
     if not args.use_env_servers:  # a stack of its own, whatever this shell points at
         environ = {k: v for k, v in environ.items() if not k.startswith("DEEPLENS_")}
+    # Faults are noticed within seconds (as in the tests' stack), so that the faults phase
+    # heals in minutes; none of these settings is on a measured path.
+    environ = {**FAST_HEALING, **environ}
     stack_config = StackConfig.on_free_ports(home, environ)
     phases: dict[str, dict[str, float]] = {}
     say(f"starting the stack in {home} (workload generating meanwhile)")

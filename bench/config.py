@@ -40,6 +40,7 @@ class BenchConfig:
     profile: bool = False  # py-spy during the measured phases (`--profile`)
     plots: bool = True
     reindex: bool = True
+    faults: bool = True
     only: tuple[str, ...] = ()  # run just these phases (in their usual order); () = all
     ingest_timeout: float = 600.0
     index_timeout: float = 600.0
@@ -61,6 +62,7 @@ class BenchConfig:
             raw_single=5,
             batch_sweep=False,
             smoke=True,
+            faults=False,  # it restarts parts of the stack: not on the tests' shared one
         )
         return replace(small, **overrides)
 

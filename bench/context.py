@@ -13,6 +13,7 @@ from bench.api import System, Tenant
 from bench.config import BenchConfig
 from bench.monitor import Monitor
 from bench.workload import Workload
+from deeplens_local.stack.stack import Stack
 
 log = logging.getLogger("bench")
 
@@ -25,6 +26,7 @@ class Context:
     monitor: Monitor
     out_dir: Path
     stem: str
+    stack: Stack | None = None
     bulk_tenant: Tenant | None = None
     bulk_ids: dict[int, str] = field(default_factory=dict)  # seed -> image id
     raw_images_per_second: float | None = None

@@ -51,6 +51,9 @@ def bars(results: dict[str, Any]) -> list[Bar]:
     checked = _get(r, "freshness", "search_check", "checked")
     found = _get(r, "freshness", "search_check", "found_top1")
     lost = [_get(r, phase, "not_terminal") for phase in ("ingest", "freshness")]
+    faults = _get(r, "faults", "not_terminal")
+    if faults is not None:
+        lost.append(faults)
     raw = _get(r, "raw", "images_per_second")
     ingest_ips = _get(r, "ingest", "images_per_second")
     reindex = _get(r, "reindex", "with_inference") or {}
@@ -159,7 +162,13 @@ def bars(results: dict[str, Any]) -> list[Bar]:
             None if None in lost else float(sum(lost)),
             "",
             None if None in lost else sum(lost) == 0,
-            "bulk ingest + freshness (no outages injected)",
+            "bulk ingest + freshness"
+            + (
+                "; faults: worker killed, Qdrant stopped, broker restarted, API killed, daemon "
+                f"restarted (index exact: {_get(r, 'faults', 'index_exact')})"
+                if faults is not None
+                else " (no outages injected)"
+            ),
         ),
     ]
     return out

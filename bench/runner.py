@@ -20,7 +20,7 @@ from bench.api import System
 from bench.config import BenchConfig
 from bench.context import Context, say
 from bench.monitor import Monitor
-from bench.phases import freshness, ingest, neardup, raw, reindex, scale, search
+from bench.phases import faults, freshness, ingest, neardup, raw, reindex, scale, search
 from bench.workload import Workload
 from deeplens_local.stack.stack import Stack
 
@@ -35,6 +35,7 @@ PHASES: list[tuple[str, Phase]] = [
     ("search", search.run),
     ("neardup", neardup.run),
     ("reindex", reindex.run),
+    ("faults", faults.run),
 ]
 
 
@@ -57,7 +58,7 @@ def run(
     started = started if started is not None else time.perf_counter()
     stem = stem or default_stem(config)
     monitor = Monitor(stack).start()
-    ctx = Context(System.of(stack), config, workload, monitor, config.out_dir, stem)
+    ctx = Context(System.of(stack), config, workload, monitor, config.out_dir, stem, stack=stack)
     results: dict[str, Any] = {
         "meta": machine.describe(),
         "config": config.as_json(),
@@ -76,6 +77,9 @@ def run(
                 continue
             if name == "reindex" and not config.reindex:
                 ctx.notes.append("reindex skipped (--no-reindex)")
+                continue
+            if name == "faults" and not config.faults:
+                ctx.notes.append("faults skipped (--no-faults, or --smoke)")
                 continue
             say(f"--- {name}")
             mark = monitor.mark()

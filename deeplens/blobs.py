@@ -1,4 +1,5 @@
-"""Content-addressed storage of image bytes under a local root, one folder per tenant."""
+"""Content-addressed storage of image bytes under a local root, one folder per tenant; writes
+are durable (fsync) before they return."""
 
 from __future__ import annotations
 
@@ -28,24 +29,61 @@ class BlobStore:
         return path
 
     def put(self, tenant_id: str, data: bytes, digest: str | None = None) -> str:
-        """Store ``data``; returns its key. Writing the same bytes twice is a no-op."""
+        """Store ``data`` durably and return its key.
+
+        When this returns, the bytes and their directory entry are on disk (fsync), so a 202
+        that follows survives a crash. The same bytes again are a no-op, unless the file there
+        is missing or partial (a crash elsewhere, a damaged copy): then it is written again,
+        which is how a re-upload repairs it. Raises `OSError` (disk full, store unavailable)
+        with nothing left behind.
+        """
         key = self.key_for(tenant_id, digest or sha256_hex(data))
         path = self.path(key)
-        if path.exists():
-            return key
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if path.stat().st_size == len(data):
+                return key
+        except FileNotFoundError:
+            pass
+        _make_dirs(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
             os.replace(tmp, path)
+            _fsync_dir(path.parent)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return key
+
+    def available(self) -> bool:
+        """Whether the store's root can be reached (a missing file is then really missing)."""
+        return self._resolved.is_dir()
 
     def get(self, key: str) -> bytes:
         return self.path(key).read_bytes()
 
     def delete_tenant(self, tenant_id: str) -> None:
         shutil.rmtree(self.root / tenant_id, ignore_errors=True)
+
+
+def _make_dirs(folder: Path) -> None:
+    """`mkdir -p`, each new directory's entry made durable in its parent."""
+    if folder.is_dir():
+        return
+    _make_dirs(folder.parent)
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        return
+    _fsync_dir(folder.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

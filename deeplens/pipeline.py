@@ -7,6 +7,7 @@ point ids are image ids, so re-running a batch changes nothing that was already 
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import deque
@@ -23,6 +24,8 @@ from deeplens import events
 from deeplens.blobs import BlobStore
 from deeplens.catalog import embeddings as stored
 from deeplens.catalog import images as catalog
+from deeplens.catalog import retries
+from deeplens.catalog import runs as run_records
 from deeplens.catalog.images import Image
 from deeplens.naming import physical_collection
 from deeplens.status import processing_steps
@@ -30,7 +33,20 @@ from deeplens.status import processing_steps
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
-RETRYABLE = ("uploaded", "queued", "processing", "failed")
+log = logging.getLogger(__name__)
+
+RETRYABLE = ("uploaded", "queued", "processing", "retrying", "failed")
+
+
+MISSING_BLOB = "image bytes missing from the blob store; upload the same file again to repair it"
+
+
+class BlobStoreUnavailable(RuntimeError):
+    """The blob store itself can't be read (an infrastructure fault: the run is retried)."""
+
+
+class RebuildMismatch(RuntimeError):
+    """A rebuilt collection does not hold the tenant's images: it is not swapped in."""
 
 
 def select(conn: psycopg.Connection, tenant_id: str, image_ids: Sequence[str]) -> list[Image]:
@@ -61,6 +77,30 @@ def fail(
     return len(changed)
 
 
+def retry_later(
+    conn: psycopg.Connection,
+    tenant_id: str,
+    image_ids: list[uuid.UUID],
+    error: str,
+    policy: retries.RetryPolicy,
+    stage: str,
+) -> retries.Retried:
+    """An infrastructure fault stopped these images: they are retried later, or fail (with a
+    ``processing.failed`` event) once the retry budget is spent."""
+    with conn.transaction():
+        outcome = retries.retry_later(conn, tenant_id, image_ids, error, policy)
+        for image in outcome.gave_up:
+            event = events.ProcessingFailed(
+                tenant_id=tenant_id,
+                correlation_id=image.correlation_id,
+                data=events.ProcessingFailedData(
+                    image_id=image.image_id, reason=image.failure_reason or error, stage=stage
+                ),
+            )
+            catalog.enqueue(conn, events.TOPIC_FAILED, tenant_id, event)
+    return outcome
+
+
 @dataclass
 class EmbedOutcome:
     embedded: int = 0
@@ -81,8 +121,12 @@ def embed(
     model: str,
     model_version: str,
     chunk: int,
+    dimension: int,
 ) -> EmbedOutcome:
     """Embed the images that have no stored vector for this model version yet.
+
+    An image that can't be decoded, or whose vector is not a finite unit vector of the model's
+    dimension, fails alone (`outcome.failed`); the rest go on.
 
     Three things overlap: reading the next chunk's bytes, decoding and inference (in
     `embed_stream`), and storing the previous chunk's vectors. A chunk's vectors are stored,
@@ -118,6 +162,7 @@ def embed(
             ok_ids = [i for n, i in enumerate(ids) if n not in errors]
             for n, reason in errors.items():
                 outcome.failed[ids[n]] = f"could not decode the image: {reason}"
+            vecs, ok_ids = _valid(vecs, ok_ids, dimension, outcome.failed)
             if ok_ids:
                 writes.append(writer.submit(write, ok_ids, vecs))
                 outcome.embedded += len(ok_ids)
@@ -127,6 +172,23 @@ def embed(
             writes.popleft().result()
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _valid(
+    vecs: np.ndarray, ids: list[uuid.UUID], dimension: int, failed: dict[uuid.UUID, str]
+) -> tuple[np.ndarray, list[uuid.UUID]]:
+    """The rows that are finite unit vectors of `dimension`; the others' images fail."""
+    if vecs.ndim != 2 or vecs.shape[1] != dimension:
+        for image_id in ids:
+            failed[image_id] = f"the model gave a vector of shape {vecs.shape[1:]}, not {dimension}"
+        return vecs[:0], []
+    finite = np.isfinite(vecs).all(axis=1)
+    norms = np.linalg.norm(np.where(finite[:, None], vecs, 0), axis=1)
+    good = finite & (np.abs(norms - 1.0) <= 1e-3)
+    for n in np.flatnonzero(~good):
+        what = "NaN or infinite values" if not finite[n] else f"length {norms[n]:.4f}, not 1"
+        failed[ids[n]] = f"the model gave an invalid vector ({what})"
+    return vecs[good], [i for i, ok in zip(ids, good, strict=True) if ok]
 
 
 def _read_ahead(
@@ -150,10 +212,16 @@ def _read_ahead(
 
 
 def _read(blobs: BlobStore, image: Image) -> bytes | str:
+    """The image's bytes, or why they are missing (the image's own fault: a re-upload of the
+    same bytes repairs it); raises `BlobStoreUnavailable` when the store itself fails."""
     try:
         return blobs.get(image.blob_key)
+    except FileNotFoundError as exc:
+        if not blobs.available():
+            raise BlobStoreUnavailable(f"the blob store at {blobs.root} is unavailable") from exc
+        return MISSING_BLOB
     except OSError as exc:
-        return f"image bytes missing from the blob store ({exc.strerror or exc})"
+        raise BlobStoreUnavailable(f"cannot read {image.blob_key}: {exc}") from exc
 
 
 def payload(image: Image) -> dict[str, object]:
@@ -211,29 +279,42 @@ def index(
     lap = outcome.lap("load", started)
     outcome.missing_vectors = [r.image_id for r in candidates if r.image_id not in vecs]
     rebuild_started = datetime.now(UTC)
+    target = physical_collection(tenant_id, model) if rebuild else alias
     if rebuild:
-        target = physical_collection(tenant_id, model)
         vectors.create_collection(client, target, dim)
-    else:
-        target = alias
-    if ready:
-        matrix = np.stack([vecs[r.image_id] for r in ready])
-        vectors.upsert_batches(
-            client, target, [r.image_id for r in ready], matrix, [payload(r) for r in ready]
-        )
-    outcome.indexed = len(ready)
-    lap = outcome.lap("upsert", lap)
-    if rebuild:
-        # Searches move to the new collection only once its index is built.
-        vectors.wait_indexed(client, target)
-        lap = outcome.lap("build_index", lap)
-        old = vectors.swap_alias(client, alias, target)
-        _catch_up(conn, client, target, tenant_id, model, model_version, rebuild_started)
-        if old is not None and old != target:
-            client.delete_collection(old)
-        outcome.rebuilt_from = old
-        outcome.collection = target
-        lap = outcome.lap("swap", lap)
+    swapped = False
+    try:
+        if ready:
+            matrix = np.stack([vecs[r.image_id] for r in ready])
+            vectors.upsert_batches(
+                client, target, [r.image_id for r in ready], matrix, [payload(r) for r in ready]
+            )
+        outcome.indexed = len(ready)
+        lap = outcome.lap("upsert", lap)
+        if rebuild:
+            # Searches move to the new collection only once its index is built and it holds
+            # every image the tenant has.
+            vectors.wait_indexed(client, target)
+            lap = outcome.lap("build_index", lap)
+            points = vectors.count(client, target)
+            if points != len(ready):
+                raise RebuildMismatch(
+                    f"{target} holds {points} points for {len(ready)} indexed images; "
+                    f"the alias stays on the current collection"
+                )
+            old = vectors.swap_alias(client, alias, target)
+            swapped = True
+            _catch_up(conn, client, target, tenant_id, model, model_version, rebuild_started)
+            if old is not None and old != target:
+                # Kept for a rollback; the reconciler drops it after the grace period.
+                run_records.retire(conn, tenant_id, alias, old, replaced_by=target)
+            outcome.rebuilt_from = old
+            outcome.collection = target
+            lap = outcome.lap("swap", lap)
+    except BaseException:
+        if rebuild and not swapped:
+            _drop_quietly(client, target)  # a half-built collection is never left behind
+        raise
     with conn.transaction():
         done = catalog.mark_completed(
             conn, tenant_id, [r.image_id for r in ready if r.status != "completed"]
@@ -260,6 +341,13 @@ def index(
     outcome.lap("complete", lap)
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _drop_quietly(client: QdrantClient, collection: str) -> None:
+    try:
+        client.delete_collection(collection)
+    except Exception as exc:  # the rebuild's own error is what the run reports
+        log.warning("could not drop the half-built collection %s: %s", collection, exc)
 
 
 def _catch_up(

@@ -2,8 +2,8 @@
 
 The API process hosts one by default (``DEEPLENS_RELAY_IN_API``); ``deeplens relay`` runs one on
 its own where a deployment separates them. Besides publishing, it moves announced uploads to
-``queued``, makes the search cache of a tenant with newly completed images stale, and now and
-then re-sends the events of images that have waited too long.
+``queued`` and makes the search cache of a tenant with newly completed images stale. Images whose
+event was lost on the way are the reconciler's (`deeplens_dagster.sensors.reconciler`).
 
 It wakes on ``NOTIFY deeplens_outbox`` (and polls every second in case a wake-up is missed),
 claims unsent rows with ``FOR UPDATE SKIP LOCKED``, produces them, and in the same transaction
@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -58,9 +57,6 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._max_backoff = max_backoff
-        requeue_after = settings.requeue_after_seconds
-        self._requeue_after = requeue_after
-        self._next_requeue = time.monotonic() + min(60.0, requeue_after)
         self._producer_config = producer_config or {}
         self._standby_interval = standby_interval
         self._leading = False
@@ -99,7 +95,6 @@ class OutboxRelay:
                     continue
                 while not self._stop.is_set() and self.publish_batch(conn):
                     pass
-                self._requeue_stale(conn)
                 backoff = self._poll_interval
                 for _ in conn.notifies(timeout=self._poll_interval, stop_after=1):
                     pass
@@ -136,17 +131,6 @@ class OutboxRelay:
             for tenant_id in completed:
                 self._on_completed(tenant_id)
         return len(rows)
-
-    def _requeue_stale(self, conn: psycopg.Connection) -> None:
-        """Now and then, send again the events of images that have waited too long."""
-        if time.monotonic() < self._next_requeue:
-            return
-        self._next_requeue = time.monotonic() + min(60.0, self._requeue_after)
-        count = images.requeue_unfinished(conn, idle_seconds=self._requeue_after)
-        if count:
-            log.warning(
-                "re-sent upload events of %d image(s) idle for %.0fs", count, self._requeue_after
-            )
 
     @property
     def leading(self) -> bool:

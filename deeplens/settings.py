@@ -100,10 +100,52 @@ class Settings(BaseSettings):
         ),
     )
 
-    # -- the pipeline -----------------------------------------------------------------------
-    requeue_after_seconds: float = Field(
-        900.0,
-        description="An image queued or processing for this long gets its upload event again.",
+    # -- the pipeline: healing ----------------------------------------------------------------
+    retry_budget_seconds: float = Field(
+        1800.0,
+        gt=0,
+        description=(
+            "How long an image is retried after infrastructure faults (a dependency down, a run "
+            "worker lost) before it ends `failed`; it stays retryable by its owner."
+        ),
+    )
+    retry_backoff_seconds: float = Field(
+        5.0, gt=0, description="Wait before the first retry; it doubles with each attempt."
+    )
+    retry_backoff_max_seconds: float = Field(
+        120.0, gt=0, description="The longest wait between two retries."
+    )
+    stuck_after_seconds: float = Field(
+        300.0,
+        gt=0,
+        description=(
+            "An image accepted but not taken up by a run for this long (its event lost, say) is "
+            "re-driven by the reconciler."
+        ),
+    )
+    run_heartbeat_seconds: float = Field(
+        5.0, gt=0, description="How often a run worker says it is alive."
+    )
+    run_dead_after_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "A run whose worker has not said it is alive for this long (killed, hung, lost with "
+            "its node) is failed by the reconciler and its images retried."
+        ),
+    )
+    collection_grace_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="How long a reindex keeps the collection it replaced (for a rollback).",
+    )
+    decode_budget_mb: int = Field(
+        256,
+        gt=0,
+        description=(
+            "Memory one image may take to decode in a run worker; a larger image fails alone "
+            "(its batch goes on) instead of taking the worker down."
+        ),
     )
 
     # -- logs -------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The seeds' status view of an image: ``status``, ``processingSteps[]``, ``percentComplete``."""
+"""An image's status view: ``status``, ``processingSteps[]``, ``percentComplete``; while
+infrastructure faults are retried, also ``attempts``, ``lastError`` and ``nextAttemptAt``."""
 
 from __future__ import annotations
 
@@ -68,6 +69,8 @@ def processing_steps(image: Image, now: datetime) -> list[ProcessingStep]:
 def percent_complete(image: Image) -> int:
     if image.status == "completed":
         return 100
+    if image.status == "retrying":
+        return 25 if image.embedded_at is None else 75
     if image.embedded_at is not None:
         return 75
     if image.processing_started_at is not None:
@@ -94,4 +97,10 @@ def status_view(image: Image, now: datetime) -> dict[str, Any]:
         view["totalProcessingTimeMs"] = _ms(image.uploaded_at, image.indexed_at)
     if image.failure_reason:
         view["reason"] = image.failure_reason
+    if image.attempts:
+        view["attempts"] = image.attempts
+    if image.status == "retrying":
+        view["lastError"] = image.last_error
+        if image.next_attempt_at is not None:
+            view["nextAttemptAt"] = image.next_attempt_at.isoformat()
     return view

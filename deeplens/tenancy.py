@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 from psycopg_pool import ConnectionPool
 from qdrant_client import QdrantClient
 
-from deeplens import vectors
+from deeplens import pipeline, vectors
 from deeplens.blobs import BlobStore
 from deeplens.cache import SearchCache
-from deeplens.catalog import images, tenants
+from deeplens.catalog import embeddings, images, runs, tenants
 from deeplens.catalog.tenants import Tenant
 from deeplens.keys import hash_key, new_api_key
 from deeplens.model.registry import ModelSpec
@@ -94,6 +95,62 @@ def delete_tenant(stores: TenantStores, tenant_id: str) -> list[str] | None:
     stores.cache.invalidate(tenant_id)
     log.info("deleted tenant %s (collections %s)", tenant_id, dropped)
     return dropped
+
+
+class NothingToRollBack(LookupError):
+    """The tenant has no replaced collection left to go back to."""
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    alias: str
+    collection: str
+    replaced: str
+    caught_up: int
+
+
+def rollback(stores: TenantStores, tenant: Tenant) -> RolledBack:
+    """Point the tenant's alias back at the collection its last reindex replaced.
+
+    Images indexed since that reindex are copied into it from their stored vectors first, so
+    that nothing searchable goes missing; the collection being left is kept, retired in its
+    turn, so that the rollback can itself be undone within the grace period.
+    """
+    alias = tenant.collection_alias
+    with stores.db.connection() as conn:
+        previous = runs.latest_retired(conn, alias)
+    names = {c.name for c in stores.qdrant.get_collections().collections}
+    if previous is None or previous.collection not in names:
+        raise NothingToRollBack(
+            f"tenant {tenant.tenant_id!r} has no earlier collection to roll back to (a reindex "
+            "keeps the one it replaces for DEEPLENS_COLLECTION_GRACE_SECONDS)"
+        )
+    current = vectors.alias_target(stores.qdrant, alias)
+    with stores.db.connection() as conn:
+        since = [
+            r
+            for r in images.for_tenant(conn, tenant.tenant_id, ("completed",))
+            if r.indexed_at is not None and r.indexed_at >= previous.retired_at
+        ]
+        found = embeddings.load_latest(conn, tenant.model, [r.image_id for r in since])
+    late = [r for r in since if r.image_id in found]
+    if late:
+        matrix = np.stack([found[r.image_id] for r in late])
+        vectors.upsert(
+            stores.qdrant,
+            previous.collection,
+            [r.image_id for r in late],
+            matrix,
+            [pipeline.payload(r) for r in late],
+        )
+    vectors.swap_alias(stores.qdrant, alias, previous.collection)
+    with stores.db.connection() as conn, conn.transaction():
+        runs.forget(conn, previous.collection)
+        if current is not None and current != previous.collection:
+            runs.retire(conn, tenant.tenant_id, alias, current, replaced_by=previous.collection)
+    stores.cache.invalidate(tenant.tenant_id)
+    log.info("rolled %s back from %s to %s", alias, current, previous.collection)
+    return RolledBack(alias, previous.collection, current or "", len(late))
 
 
 def _delete_row(stores: TenantStores, tenant_id: str) -> None:

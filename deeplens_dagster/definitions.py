@@ -17,6 +17,7 @@ from deeplens_dagster.resources import (
     QdrantResource,
 )
 from deeplens_dagster.sensors.failures import ingest_failure_sensor
+from deeplens_dagster.sensors.reconciler import reconciler
 from deeplens_dagster.sensors.tenants import tenant_partitions_sensor
 from deeplens_dagster.sensors.uploads import image_upload_sensor
 
@@ -24,7 +25,10 @@ defs = dg.Definitions(
     assets=[images, embeddings, indexed_vectors],
     asset_checks=[embeddings_are_unit_vectors],
     jobs=[ingest_job],
-    sensors=[image_upload_sensor, ingest_failure_sensor, tenant_partitions_sensor],
+    sensors=[image_upload_sensor, ingest_failure_sensor, tenant_partitions_sensor, reconciler],
+    # Every run in one process, asset backfills from the UI included (a process per step costs
+    # a process start each, about 1.5 s of imports).
+    executor=dg.in_process_executor,
     resources={
         "catalog_db": CatalogResource(),
         "qdrant": QdrantResource(),

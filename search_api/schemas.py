@@ -106,7 +106,33 @@ class StatusView(ApiModel):
     last_updated: str
     searchable_after: str | None = None
     total_processing_time_ms: int | None = None
-    reason: str | None = None
+    reason: str | None = Field(None, description="Why the image failed.")
+    attempts: int | None = Field(
+        None, description="Attempts that met an infrastructure fault (retried automatically)."
+    )
+    last_error: str | None = Field(None, description="While `retrying`: the last fault.")
+    next_attempt_at: str | None = Field(None, description="While `retrying`: the next attempt.")
+
+
+class RetryAccepted(ApiModel):
+    image_id: uuid.UUID
+    status: str
+    status_check_url: str
+    message: str
+
+
+class TenantRetried(ApiModel):
+    tenant_id: str
+    retried: int
+    image_ids: list[uuid.UUID]
+
+
+class TenantRolledBack(ApiModel):
+    tenant_id: str
+    collection_alias: str
+    collection: str = Field(description="The physical collection the alias points at now.")
+    replaced: str = Field(description="The collection it pointed at before (kept, retired).")
+    caught_up: int = Field(description="Images indexed since the swap, copied back in.")
 
 
 # -- search ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Tests that need no service don't use these fixtures and so never wait for the st
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -14,6 +15,19 @@ from pathlib import Path
 import pytest
 
 from deeplens_local.stack.stack import Stack, StackConfig
+
+# The tests' stack notices faults within seconds rather than the production defaults' minutes,
+# so that the fault tests (tests/faults) finish in CI time. A variable set outside wins.
+FAST_HEALING = {
+    name: os.environ.get(name, value)
+    for name, value in {
+        "DEEPLENS_RUN_HEARTBEAT_SECONDS": "2",
+        "DEEPLENS_RUN_DEAD_AFTER_SECONDS": "20",
+        "DEEPLENS_RETRY_BACKOFF_SECONDS": "2",
+        "DEEPLENS_RETRY_BACKOFF_MAX_SECONDS": "10",
+        "DEEPLENS_STUCK_AFTER_SECONDS": "45",
+    }.items()
+}
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +40,7 @@ def stack() -> Iterator[Stack]:
     starting meanwhile makes pytest's own directory private again.
     """
     home = Path(tempfile.mkdtemp(prefix="deeplens-tests-"))
-    config = StackConfig.on_free_ports(home)
+    config = StackConfig.on_free_ports(home, environ={**os.environ, **FAST_HEALING})
     try:
         with Stack(config) as running, pytest.MonkeyPatch.context() as env:
             for name, value in running.env.items():
@@ -52,12 +66,14 @@ def admin_key(stack: Stack) -> str:
     return stack.env["DEEPLENS_ADMIN_KEY"]
 
 
-STACK_FIXTURES = {"stack", "api_url", "ui_url", "admin_key"}
+# The session's stack, and the local Qdrant server started on its own (tests/local_qdrant).
+STACK_FIXTURES = {"stack", "api_url", "ui_url", "admin_key", "server", "own_server"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that uses the stack carries the `stack` marker: `pytest -m "not stack"` runs
-    the layers below it (pure functions, routes with fakes, assets and sensors with fakes)."""
+    """Every test that runs servers of the local stack carries the `stack` marker:
+    `pytest -m "not stack"` runs the layers below it (pure functions, routes with fakes, assets
+    and sensors with fakes against a catalog database)."""
     for item in items:
         if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.stack)

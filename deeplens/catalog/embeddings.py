@@ -40,6 +40,17 @@ def load(
     return {r[0]: np.frombuffer(r[1], dtype="<f4") for r in rows}
 
 
+def load_latest(
+    conn: psycopg.Connection, model: str, image_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, np.ndarray]:
+    """The stored vectors of `model`, whatever their version (one per image and model)."""
+    rows = conn.execute(
+        "SELECT image_id, vector FROM deeplens.embeddings WHERE model = %s AND image_id = ANY(%s)",
+        (model, image_ids),
+    ).fetchall()
+    return {r[0]: np.frombuffer(r[1], dtype="<f4") for r in rows}
+
+
 def missing(
     conn: psycopg.Connection, model: str, model_version: str, image_ids: list[uuid.UUID]
 ) -> list[uuid.UUID]:
@@ -50,13 +61,3 @@ def missing(
     ).fetchall()
     present = {r[0] for r in have}
     return [i for i in image_ids if i not in present]
-
-
-def recent(conn: psycopg.Connection, tenant_id: str, model: str, limit: int) -> list[np.ndarray]:
-    """The tenant's most recently stored vectors for ``model`` (any version)."""
-    rows = conn.execute(
-        "SELECT e.vector FROM deeplens.embeddings e JOIN deeplens.images i USING (image_id)"
-        " WHERE i.tenant_id = %s AND e.model = %s ORDER BY e.created_at DESC LIMIT %s",
-        (tenant_id, model, limit),
-    ).fetchall()
-    return [np.frombuffer(r[0], dtype="<f4") for r in rows]

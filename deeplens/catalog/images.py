@@ -1,9 +1,10 @@
 """Image rows and their processing status.
 
 Status moves ``uploaded`` (row written) → ``queued`` (event on Kafka) → ``processing`` (a run
-picked it up) → ``completed`` (searchable) or ``failed`` (with a reason). Every transition that
-ends processing writes its event to the outbox in the same transaction, so an event is
-published exactly when the status changes.
+picked it up) → ``completed`` (searchable) or ``failed`` (with a reason). An infrastructure fault
+moves an image to ``retrying`` instead (see `deeplens.catalog.retries`), from where the
+reconciler takes it up again. Every transition that ends processing writes its event to the
+outbox in the same transaction, so an event is published exactly when the status changes.
 """
 
 from __future__ import annotations
@@ -44,9 +45,14 @@ class Image:
     embedded_at: datetime | None
     indexed_at: datetime | None
     updated_at: datetime
+    run_id: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    retry_since: datetime | None = None
+    next_attempt_at: datetime | None = None
 
 
-_COLUMNS = ", ".join(Image.__dataclass_fields__)
+COLUMNS = ", ".join(Image.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ class NewImage:
 def find_by_sha(conn: psycopg.Connection, tenant_id: str, sha256: str) -> Image | None:
     with conn.cursor(row_factory=class_row(Image)) as cur:
         cur.execute(
-            f"SELECT {_COLUMNS} FROM deeplens.images WHERE tenant_id = %s AND sha256 = %s",
+            f"SELECT {COLUMNS} FROM deeplens.images WHERE tenant_id = %s AND sha256 = %s",
             (tenant_id, sha256),
         )
         return cur.fetchone()
@@ -94,14 +100,14 @@ def insert_with_event(conn: psycopg.Connection, new: NewImage) -> tuple[Image, b
                     %(metadata)s, 'uploaded', %(event_id)s, %(event_id)s, %(uploaded_at)s,
                     %(uploaded_at)s)
                 ON CONFLICT (tenant_id, sha256) DO NOTHING
-                RETURNING {_COLUMNS}
+                RETURNING {COLUMNS}
             ), event AS (
                 INSERT INTO deeplens.outbox (topic, key, payload)
                 SELECT %(topic)s, %(tenant_id)s, %(payload)s FROM ins
             )
-            SELECT {_COLUMNS}, true AS created FROM ins
+            SELECT {COLUMNS}, true AS created FROM ins
             UNION ALL
-            SELECT {_COLUMNS}, false FROM deeplens.images
+            SELECT {COLUMNS}, false FROM deeplens.images
             WHERE tenant_id = %(tenant_id)s AND sha256 = %(sha256)s
                 AND NOT EXISTS (SELECT FROM ins)""",
             {
@@ -183,7 +189,7 @@ def requeue_unfinished(conn: psycopg.Connection, idle_seconds: float = 0) -> int
             f" SELECT image_id FROM deeplens.images"
             f" WHERE status IN ('queued', 'processing')"
             f" AND updated_at < now() - make_interval(secs => %s)"
-            f" FOR UPDATE SKIP LOCKED) RETURNING {_COLUMNS}",
+            f" FOR UPDATE SKIP LOCKED) RETURNING {COLUMNS}",
             (idle_seconds,),
         )
         rows = cur.fetchall()
@@ -206,7 +212,7 @@ def _event_json(event: events.Envelope) -> dict[str, Any]:
 def get(
     conn: psycopg.Connection, image_id: uuid.UUID, tenant_id: str | None = None
 ) -> Image | None:
-    sql = f"SELECT {_COLUMNS} FROM deeplens.images WHERE image_id = %s"
+    sql = f"SELECT {COLUMNS} FROM deeplens.images WHERE image_id = %s"
     params: tuple[Any, ...] = (image_id,)
     if tenant_id is not None:
         sql += " AND tenant_id = %s"
@@ -219,7 +225,7 @@ def get(
 def get_many(conn: psycopg.Connection, tenant_id: str, image_ids: list[uuid.UUID]) -> list[Image]:
     with conn.cursor(row_factory=class_row(Image)) as cur:
         cur.execute(
-            f"SELECT {_COLUMNS} FROM deeplens.images WHERE tenant_id = %s AND image_id = ANY(%s)",
+            f"SELECT {COLUMNS} FROM deeplens.images WHERE tenant_id = %s AND image_id = ANY(%s)",
             (tenant_id, image_ids),
         )
         return cur.fetchall()
@@ -228,7 +234,7 @@ def get_many(conn: psycopg.Connection, tenant_id: str, image_ids: list[uuid.UUID
 def for_tenant(conn: psycopg.Connection, tenant_id: str, statuses: tuple[str, ...]) -> list[Image]:
     with conn.cursor(row_factory=class_row(Image)) as cur:
         cur.execute(
-            f"SELECT {_COLUMNS} FROM deeplens.images WHERE tenant_id = %s AND status = ANY(%s)"
+            f"SELECT {COLUMNS} FROM deeplens.images WHERE tenant_id = %s AND status = ANY(%s)"
             " ORDER BY uploaded_at",
             (tenant_id, list(statuses)),
         )
@@ -243,12 +249,16 @@ def mark_queued(conn: psycopg.Connection, image_ids: list[uuid.UUID]) -> None:
     )
 
 
-def mark_processing(conn: psycopg.Connection, image_ids: list[uuid.UUID]) -> None:
+def mark_processing(
+    conn: psycopg.Connection, image_ids: list[uuid.UUID], run_id: str | None = None
+) -> None:
+    """The run `run_id` took these images up: they are its own until it ends."""
     conn.execute(
         "UPDATE deeplens.images SET status = 'processing', failure_reason = NULL,"
-        " processing_started_at = coalesce(processing_started_at, now()), updated_at = now()"
+        " processing_started_at = coalesce(processing_started_at, now()), updated_at = now(),"
+        " run_id = coalesce(%s, run_id), next_attempt_at = NULL"
         " WHERE image_id = ANY(%s) AND status <> 'completed'",
-        (image_ids,),
+        (run_id, image_ids),
     )
 
 
@@ -267,9 +277,10 @@ def mark_completed(
     with conn.cursor(row_factory=class_row(Image)) as cur:
         cur.execute(
             f"UPDATE deeplens.images SET status = 'completed', indexed_at = now(),"
-            f" failure_reason = NULL, updated_at = now()"
+            f" failure_reason = NULL, last_error = NULL, retry_since = NULL,"
+            f" next_attempt_at = NULL, updated_at = now()"
             f" WHERE tenant_id = %s AND image_id = ANY(%s) AND status <> 'completed'"
-            f" RETURNING {_COLUMNS}",
+            f" RETURNING {COLUMNS}",
             (tenant_id, image_ids),
         )
         return cur.fetchall()
@@ -285,7 +296,7 @@ def mark_failed(
             cur.execute(
                 f"UPDATE deeplens.images SET status = 'failed', failure_reason = %s,"
                 f" updated_at = now() WHERE tenant_id = %s AND image_id = %s"
-                f" AND status <> 'completed' RETURNING {_COLUMNS}",
+                f" AND status <> 'completed' RETURNING {COLUMNS}",
                 (reason[:2000], tenant_id, image_id),
             )
             row = cur.fetchone()

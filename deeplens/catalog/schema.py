@@ -85,6 +85,37 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER tenant_deleted_notify AFTER DELETE ON deeplens.tenants
         FOR EACH ROW EXECUTE FUNCTION deeplens.notify_tenant_deleted();
     """,
+    # 3: healing. An image remembers the run that took it up, and while infrastructure faults
+    # are retried its attempts, last error and next attempt; run workers beat a heart; a reindex
+    # keeps the collection it replaced for a while.
+    """
+    ALTER TABLE deeplens.images
+        ADD COLUMN run_id          text,
+        ADD COLUMN attempts        integer NOT NULL DEFAULT 0,
+        ADD COLUMN last_error      text,
+        ADD COLUMN retry_since     timestamptz,
+        ADD COLUMN next_attempt_at timestamptz;
+    CREATE INDEX images_retry_due ON deeplens.images (next_attempt_at)
+        WHERE status = 'retrying';
+    CREATE INDEX images_waiting ON deeplens.images (updated_at)
+        WHERE status IN ('uploaded', 'queued', 'processing');
+    CREATE INDEX images_run ON deeplens.images (run_id) WHERE run_id IS NOT NULL;
+    CREATE TABLE deeplens.run_heartbeats (
+        run_id     text PRIMARY KEY,
+        tenant_id  text,
+        host       text NOT NULL,
+        pid        integer NOT NULL,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        beat_at    timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE deeplens.retired_collections (
+        collection  text PRIMARY KEY,
+        tenant_id   text NOT NULL REFERENCES deeplens.tenants ON DELETE CASCADE,
+        alias       text NOT NULL,
+        replaced_by text NOT NULL,
+        retired_at  timestamptz NOT NULL DEFAULT now()
+    );
+    """,
 ]
 
 

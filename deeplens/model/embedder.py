@@ -71,7 +71,8 @@ class Embedder:
 
     threads: ONNX Runtime intra-op threads (default: the CPUs in this process's affinity mask).
     max_batch_size: images per model call. decode_threads: Pillow workers for `embed_bytes`
-    (0 decodes inline). max_pixels: images whose header claims more are refused.
+    (0 decodes inline). max_pixels: images whose header claims more are refused. max_decode_bytes:
+    images whose decode would take more memory fail alone (`imaging.decode_cost`).
     allow_spinning: whether ONNX Runtime's threads busy-wait between calls; default: only when
     decoding inline. Spinning saves about 1 ms on a single image (the search API's case) but
     takes cores from a decode pool (bulk `embed_bytes` is about 8% faster without it).
@@ -86,6 +87,7 @@ class Embedder:
         decode_threads: int = DEFAULT_DECODE_THREADS,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         allow_spinning: bool | None = None,
+        max_decode_bytes: int | None = None,
     ) -> None:
         self.spec = spec if isinstance(spec, ModelSpec) else get_model(spec)
         if max_batch_size < 1:
@@ -93,6 +95,7 @@ class Embedder:
         self.threads = threads or available_cpus()
         self.decode_threads = decode_threads
         self.max_pixels = max_pixels
+        self.max_decode_bytes = max_decode_bytes
         spinning = decode_threads == 0 if allow_spinning is None else allow_spinning
         self._session = _open_session(self.spec, self.threads, spinning)
         batch_axis = self._session.get_inputs()[0].shape[0]
@@ -135,7 +138,12 @@ class Embedder:
 
     def prepare(self, data: bytes) -> NDArray[np.uint8]:
         """Decode and fit one image: its (S, S, 3) uint8 crop. Raises `ImageError`."""
-        image = decode(data, min_side=self.spec.resize, max_pixels=self.max_pixels)
+        image = decode(
+            data,
+            min_side=self.spec.resize,
+            max_pixels=self.max_pixels,
+            max_bytes=self.max_decode_bytes,
+        )
         return fit(image, self.spec)
 
     def embed_one(self, data: bytes) -> NDArray[np.float32]:

@@ -95,21 +95,41 @@ def probe(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, verify: bool = T
 
 
 def decode(
-    data: bytes, *, min_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+    data: bytes,
+    *,
+    min_side: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int | None = None,
 ) -> Image.Image:
     """Decode to an upright RGB image.
 
     With `min_side`, a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps both
     sides >= `min_side`: much faster on large photos. EXIF orientation is applied; transparency is
-    composited onto white.
+    composited onto white. With `max_bytes`, an image whose decode would need more memory (see
+    `decode_cost`) is refused with `ImageTooLargeError` before any pixel is decoded.
     """
     opened = _open(data, max_pixels)
     try:
         if min_side and opened.format in _JPEG:
             opened.draft("RGB", (min_side, min_side))
+        if max_bytes is not None and (cost := decode_cost(opened)) > max_bytes:
+            raise ImageTooLargeError(
+                f"{opened.width}x{opened.height} {opened.format} needs about {cost >> 20} MiB to "
+                f"decode, over the run worker's budget of {max_bytes >> 20} MiB "
+                "(DEEPLENS_DECODE_BUDGET_MB); send a smaller image"
+            )
         return _to_rgb(ImageOps.exif_transpose(opened))
     except DECODE_ERRORS as exc:
         raise CorruptImageError(f"cannot decode {opened.format} image: {exc}") from exc
+
+
+def decode_cost(image: Image.Image) -> int:
+    """Peak bytes to decode `image` (at its draft size) into RGB: the decoded pixels and the RGB
+    copy, twice over for transparency (composited onto a white background)."""
+    pixels = image.width * image.height
+    bands = len(image.getbands())
+    alpha = "A" in image.getbands() or "transparency" in image.info
+    return pixels * (bands + 3) * (2 if alpha else 1)
 
 
 def _open(data: bytes, max_pixels: int) -> ImageFile.ImageFile:

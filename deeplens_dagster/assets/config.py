@@ -3,8 +3,11 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
+# A step tries again within its run for a blip (a connection reset, a restart of seconds); a
+# longer outage fails the run, whose images the reconciler retries with backoff for as long as
+# DEEPLENS_RETRY_BUDGET_SECONDS, without holding a run slot meanwhile.
 RETRY = dg.RetryPolicy(
-    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+    max_retries=2, delay=1, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 
 

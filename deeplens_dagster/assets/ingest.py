@@ -46,17 +46,20 @@ def images(
 
     A sensor run names its batch (image ids read from `deeplens.images.uploaded`, with the Kafka
     offsets in the run's tags); a run without a batch (a backfill) takes every image of the
-    tenant. Images already searchable are skipped; the rest move to `processing`.
+    tenant. Images already searchable are skipped; the rest move to `processing`, as this run's
+    own (a failed run retries exactly these). An image whose bytes are missing fails alone; a
+    blob store that can't be reached fails the run, whose images are then retried.
     """
     tenant = _tenant(context, catalog_db)
+    store = blobs.store
+    if not store.available():
+        raise pipeline.BlobStoreUnavailable(f"the blob store at {store.root} is unavailable")
     with catalog_db.connection() as conn:
         rows = pipeline.select(conn, tenant.tenant_id, config.image_ids)
         todo = [r.image_id for r in rows if r.status != "completed"]
-        catalog.mark_processing(conn, todo)
+        catalog.mark_processing(conn, todo, run_id=context.run_id)
         missing = {
-            r.image_id: "image bytes missing from the blob store"
-            for r in rows
-            if not blobs.store.path(r.blob_key).exists()
+            r.image_id: pipeline.MISSING_BLOB for r in rows if not store.path(r.blob_key).exists()
         }
         failed = pipeline.fail(conn, tenant.tenant_id, missing, stage="images")
     tags = context.run.tags
@@ -114,6 +117,7 @@ def embeddings(
             spec.name,
             spec.version,
             chunk=max(embedder.max_batch * 4, 64),
+            dimension=spec.dimension,
         )
         pipeline.fail(conn, tenant.tenant_id, outcome.failed, stage="embeddings")
     per_image = outcome.seconds / outcome.embedded * 1000 if outcome.embedded else 0.0

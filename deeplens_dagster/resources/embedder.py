@@ -3,16 +3,19 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 
-import dagster as dg
 import numpy as np
 from pydantic import Field, PrivateAttr
 
 from deeplens.model.embedder import Embedder
 from deeplens.model.registry import ModelSpec, get_model
+from deeplens_dagster.resources.settings import SettingsResource
 
 
-class EmbedderResource(dg.ConfigurableResource):
-    """The ONNX embedder shared with the search API; one session per model, built on first use."""
+class EmbedderResource(SettingsResource):
+    """The ONNX embedder shared with the search API; one session per model, built on first use.
+
+    Decoding is bounded by ``DEEPLENS_DECODE_BUDGET_MB``: one huge image fails alone instead of
+    taking the run worker, and its batch, down."""
 
     max_batch: int = Field(default=32, description="Images per inference call.")
     threads: int = Field(default=0, description="Intra-op threads; 0 = the machine's cores.")
@@ -34,7 +37,10 @@ class EmbedderResource(dg.ConfigurableResource):
         if model not in self._embedders:
             lower_priority(self.nice)  # before the model's and the decode pool's threads start
             self._embedders[model] = Embedder(
-                get_model(model), max_batch_size=self.max_batch, threads=self.threads or None
+                get_model(model),
+                max_batch_size=self.max_batch,
+                threads=self.threads or None,
+                max_decode_bytes=self.settings.decode_budget_mb << 20,
             )
         return self._embedders[model]
 

@@ -36,20 +36,35 @@ class ManagedProcess:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
+        self._env = dict(env) if env is not None else None
+        self._cwd = cwd
+        self._user = user
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log_file = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._start()
+
+    def _start(self) -> None:
+        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.popen = subprocess.Popen(
             self.argv,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            user=user,
+            env=self._env,
+            cwd=self._cwd,
+            user=self._user,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-        log.info("started %s (pid %d), log %s", name, self.popen.pid, log_path)
+        log.info("started %s (pid %d), log %s", self.name, self.popen.pid, self.log_path)
+
+    def restart(self, sig: int = signal.SIGTERM) -> None:
+        """Stop (`sig`: SIGKILL for a crash) and start again with the same command."""
+        self.stop(sig=sig)
+        self._start()
+
+    def send_signal(self, sig: int) -> None:
+        """Send `sig` to the process and everything it started (SIGSTOP freezes them all)."""
+        _signal_group(self.pid, sig)
 
     @property
     def pid(self) -> int:

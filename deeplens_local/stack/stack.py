@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,35 @@ class Stack:
     def check_alive(self) -> None:
         for proc in self.processes:
             proc.check_alive()
+
+    def process(self, name: str) -> ManagedProcess:
+        """One of the stack's processes by name (`postgres`, `kafka`, `qdrant`, `redis`,
+        `dagster-daemon`, `dagster-webserver`, `search-api`)."""
+        for proc in self.processes:
+            if proc.name == name:
+                return proc
+        raise KeyError(f"the stack runs no {name!r}")
+
+    def restart(self, name: str, sig: int = signal.SIGTERM) -> None:
+        """Stop one process (`sig`: SIGKILL for a crash) and start it again where it was, as an
+        operator or a supervisor would; returns once it answers again (for the fault tests).
+
+        The embedded broker comes back empty, with a new cluster id, as after a restart of
+        `deeplens up`; its topics are created again.
+        """
+        proc = self.process(name)
+        if name == "kafka":
+            proc.stop(sig=sig)
+            port = int(self.endpoints["kafka"].url.rsplit(":", 1)[1])
+            started = servers.start_kafka(port, self.logs)
+            self.processes[self.processes.index(proc)] = started.process
+            bootstrap.migrate(self.child_settings())
+            return
+        proc.restart(sig=sig)
+        if name == "search-api":
+            apps.wait_for_api(self.endpoints["api"].url, proc)
+        elif name == "qdrant":
+            servers.check_qdrant(self.endpoints["qdrant"].url)
 
     # -- pieces ----------------------------------------------------------------------------
     @property

@@ -8,6 +8,7 @@ transaction. The outbox relay publishes the event; this route never talks to Kaf
 from __future__ import annotations
 
 import functools
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from psycopg_pool import ConnectionPool
 
 from deeplens.blobs import BlobStore, sha256_hex
-from deeplens.catalog import images
+from deeplens.catalog import images, retries
 from deeplens.catalog.images import Image, NewImage
 from deeplens.catalog.tenants import Tenant
 from deeplens.settings import Settings
@@ -36,7 +37,10 @@ from search_api.deps import (
     check_tenant_field,
     confirm_tenant,
 )
-from search_api.schemas import ImageDetails, StatusView, UploadAccepted
+from search_api.errors import ServiceUnavailable
+from search_api.schemas import ImageDetails, RetryAccepted, StatusView, UploadAccepted
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
 
@@ -131,8 +135,9 @@ def accept_upload(
     new = NewImage(
         tenant_id=tenant.tenant_id,
         sha256=digest,
-        # Content-addressed: the same bytes again (a duplicate) write nothing.
-        blob_key=store.blobs.put(tenant.tenant_id, data, digest),
+        # Content-addressed: the same bytes again (a duplicate) write nothing, unless the
+        # stored copy is missing or partial, which this repairs.
+        blob_key=_put_blob(store.blobs, tenant.tenant_id, data, digest),
         file_name=validation.file_name(file.filename, info.mime),
         content_type=info.mime,
         file_size=len(data),
@@ -150,9 +155,19 @@ def accept_upload(
             f"tenant {tenant.tenant_id!r} no longer exists; its API key is void",
         ) from exc
 
+    retried = False
+    if not created and image.status == "failed":
+        # The same bytes as a failed image: the upload retries it (its blob was just repaired,
+        # if it had gone missing).
+        with store.db.connection() as conn:
+            again = retries.retry_failed(conn, tenant.tenant_id, [image.image_id])
+        if again:
+            image, retried = again[0], True
     elapsed_ms = round((time.perf_counter() - started) * 1000)
     if created:
         message = "Image uploaded successfully. Processing started in background."
+    elif retried:
+        message = f"These bytes are image {image.image_id}, which had failed: it is retried."
     else:
         message = (
             f"These bytes were already uploaded as image {image.image_id}; nothing new was stored."
@@ -168,13 +183,26 @@ def accept_upload(
         status_check_url=status_url(image.image_id),
         web_socket_url=websocket_url(image.image_id),
         timestamp=datetime.now(UTC),
-        duplicate_of=None if created else image.image_id,
+        duplicate_of=None if created or retried else image.image_id,
     )
     return Response(
         answer.model_dump_json(by_alias=True, exclude_none=True),
-        status_code=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        status_code=status.HTTP_202_ACCEPTED if created or retried else status.HTTP_200_OK,
         media_type="application/json",
     )
+
+
+def _put_blob(blobs: BlobStore, tenant_id: str, data: bytes, digest: str) -> str:
+    """The bytes, durably stored; 503 with `Retry-After` (nothing written) when the store can't
+    take them: a full disk, a store that is down."""
+    try:
+        return blobs.put(tenant_id, data, digest)
+    except OSError as exc:
+        log.warning("blob store refused an upload of tenant %s: %s", tenant_id, exc)
+        raise ServiceUnavailable(
+            f"the image store cannot take the upload right now ({exc.strerror or exc}); "
+            "nothing was stored, try again shortly"
+        ) from exc
 
 
 def _image_or_404(db: DbDep, keys: KeysDep, tenant: TenantDep, image_id: uuid.UUID) -> Image:
@@ -194,6 +222,33 @@ ImageDep = Annotated[Image, Depends(_image_or_404)]
 def image_status(image: ImageDep) -> dict[str, Any]:
     """Where the image is in processing: `status`, `processingSteps[]`, `percentComplete`."""
     return status_view(image, datetime.now(UTC))
+
+
+@router.post(
+    "/{image_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RetryAccepted,
+    responses={
+        404: {"description": "No such image for this tenant"},
+        409: {"description": "The image has not failed"},
+    },
+)
+def retry_image(image: ImageDep, db: DbDep) -> RetryAccepted:
+    """Process a failed image again (with a fresh retry budget); 409 unless it has failed."""
+    if image.status != "failed":
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"image {image.image_id} is {image.status!r}, not 'failed': only a failed image is "
+            "retried by hand (one that meets an infrastructure fault is retried automatically)",
+        )
+    with db.connection() as conn:
+        again = retries.retry_failed(conn, image.tenant_id, [image.image_id])
+    return RetryAccepted(
+        image_id=image.image_id,
+        status=again[0].status if again else image.status,
+        status_check_url=status_url(image.image_id),
+        message="The image is queued for processing again.",
+    )
 
 
 @router.get("/{image_id}", response_model=ImageDetails)

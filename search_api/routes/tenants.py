@@ -11,11 +11,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, status
 
 from deeplens import tenancy
+from deeplens.catalog import retries, tenants
 from deeplens.catalog.tenants import TenantExists
 from deeplens.naming import InvalidTenantId, validate_tenant_id
 from deeplens.tenancy import TenantStores
 from search_api.deps import AdminDep, BlobsDep, CacheDep, DbDep, KeysDep, ModelDep, QdrantDep
-from search_api.schemas import TenantCreate, TenantCreated, TenantDeleted, TenantList, TenantSummary
+from search_api.schemas import (
+    TenantCreate,
+    TenantCreated,
+    TenantDeleted,
+    TenantList,
+    TenantRetried,
+    TenantRolledBack,
+    TenantSummary,
+)
 
 
 def _stores(db: DbDep, qdrant: QdrantDep, blobs: BlobsDep, cache: CacheDep) -> TenantStores:
@@ -83,3 +92,39 @@ def delete_tenant(tenant_id: str, stores: StoresDep, keys: KeysDep) -> TenantDel
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no tenant {tenant_id!r}")
     keys.forget_tenant(tenant_id)
     return TenantDeleted(tenant_id=tenant_id, collections_dropped=dropped)
+
+
+@router.post("/{tenant_id}/retry-failed", response_model=TenantRetried)
+def retry_failed(tenant_id: str, db: DbDep) -> TenantRetried:
+    """Process every failed image of the tenant again, each with a fresh retry budget."""
+    with db.connection() as conn:
+        if tenants.get(conn, tenant_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no tenant {tenant_id!r}")
+        again = retries.retry_failed(conn, tenant_id)
+    return TenantRetried(
+        tenant_id=tenant_id, retried=len(again), image_ids=[i.image_id for i in again]
+    )
+
+
+@router.post(
+    "/{tenant_id}/rollback",
+    response_model=TenantRolledBack,
+    responses={409: {"description": "No earlier collection to roll back to"}},
+)
+def rollback(tenant_id: str, stores: StoresDep) -> TenantRolledBack:
+    """Point the tenant's alias back at the collection its last reindex replaced."""
+    with stores.db.connection() as conn:
+        tenant = tenants.get(conn, tenant_id)
+    if tenant is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no tenant {tenant_id!r}")
+    try:
+        done = tenancy.rollback(stores, tenant)
+    except tenancy.NothingToRollBack as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return TenantRolledBack(
+        tenant_id=tenant_id,
+        collection_alias=done.alias,
+        collection=done.collection,
+        replaced=done.replaced,
+        caught_up=done.caught_up,
+    )

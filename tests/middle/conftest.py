@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -32,6 +31,7 @@ from deeplens_local.stack.wait import free_port
 from tests.middle import seed
 from tests.middle.fakes import FakeEmbedder, FakeQdrantResource, register, unregister
 from tests.middle.runs import Tenancy
+from tests.middle.seed import TenantUnderTest
 
 
 @pytest.fixture(scope="session")
@@ -93,12 +93,6 @@ def qdrant(qdrant_client: QdrantClient) -> Iterator[FakeQdrantResource]:
     key = register(qdrant_client)
     yield FakeQdrantResource(client_key=key)
     unregister(key)
-
-
-@dataclass(frozen=True)
-class TenantUnderTest:
-    tenant_id: str
-    alias: str
 
 
 @pytest.fixture

@@ -48,11 +48,11 @@ class FakeEmbedder(EmbedderResource):
     """The real model's spec (name, version, dimension) without loading the model.
 
     Bytes the project's decoder rejects are reported as errors, as the real embedder does;
-    the others get `fake_vector`, times `scale`, or all NaN with `nan`.
+    the others get `fake_vector`, except bytes whose sha256 is in `nan_for`: their vector is
+    all NaN (a model that misbehaves on one input).
     """
 
-    scale: float = 1.0
-    nan: bool = False
+    nan_for: list[str] = []
 
     def embedder(self, model: str) -> Embedder:
         raise AssertionError("the fake embedder never loads the ONNX model")
@@ -70,8 +70,10 @@ class FakeEmbedder(EmbedderResource):
                 except (ImageError, *DECODE_ERRORS) as exc:
                     errors[n] = str(exc) or type(exc).__name__
                     continue
-                vec = fake_vector(data, dimension) * np.float32(self.scale)
-                vectors.append(np.full(dimension, np.nan, np.float32) if self.nan else vec)
+                if hashlib.sha256(data).hexdigest() in self.nan_for:
+                    vectors.append(np.full(dimension, np.nan, np.float32))
+                else:
+                    vectors.append(fake_vector(data, dimension))
             yield np.stack(vectors) if vectors else np.zeros((0, dimension), np.float32), errors
 
 

@@ -69,10 +69,15 @@ class Tenancy:
         return [self.upload(seed.photo(n), f"{n}.jpg").image_id for n in seeds]
 
     def run(
-        self, image_ids: list[uuid.UUID] | None = None, **options: Any
+        self,
+        image_ids: list[uuid.UUID] | None = None,
+        resources: Mapping[str, object] | None = None,
+        **options: Any,
     ) -> dg.ExecuteInProcessResult:
-        """`ingest` of this tenant (`options` as there)."""
-        return ingest(self.tenant_id, self.instance, self.resources, image_ids, **options)
+        """`ingest` of this tenant, with its resources or `resources` (`options` as there)."""
+        return ingest(
+            self.tenant_id, self.instance, resources or self.resources, image_ids, **options
+        )
 
     def statuses(self) -> dict[uuid.UUID, tuple[str, str | None]]:
         return seed.statuses(self.conn, self.tenant_id)

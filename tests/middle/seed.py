@@ -22,6 +22,12 @@ from deeplens_local import synthetic
 MODEL = "efficientnet_lite0"
 
 
+@dataclass(frozen=True)
+class TenantUnderTest:
+    tenant_id: str
+    alias: str
+
+
 def new_tenant_id(prefix: str = "mid") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 

@@ -1,63 +1,70 @@
-"""The blocking asset check `embeddings_are_unit_vectors`: good vectors pass it; bad ones fail
-it, keep the batch out of the index, and (through the run failure sensor) fail its images."""
+"""The blocking asset check `embeddings_are_unit_vectors` on the run's stored embeddings: good
+vectors pass it; a bad one in the batch fails it and keeps the batch out of the index, and a bad
+one elsewhere in the tenant does not hold later batches back."""
 
 from __future__ import annotations
 
+import uuid
+
 import dagster as dg
+import numpy as np
 import pytest
 
-from deeplens import events
-from deeplens_dagster.sensors.failures import ingest_failure_sensor
-from tests.middle.fakes import FakeEmbedder
-from tests.middle.runs import Tenancy, ingest
+from deeplens.catalog import embeddings as stored
+from deeplens.model.registry import get_model
+from tests.middle import seed
+from tests.middle.runs import Tenancy, metadata
 
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
 
+SPEC = get_model(seed.MODEL)
 CHECK_STEP = "embeddings_embeddings_are_unit_vectors"
 
 
-def run_with_check(tenancy: Tenancy, embedder: FakeEmbedder) -> dg.ExecuteInProcessResult:
-    ids = tenancy.upload_photos(60, 61, 62)
-    resources = {**tenancy.resources, "embedder": embedder}
-    return ingest(
-        tenancy.tenant_id,
-        tenancy.instance,
-        resources,
-        ids,
-        check=True,
-        raise_on_error=False,
-    )
+def plant(tenancy: Tenancy, vector: np.ndarray, seed_: int = 69) -> uuid.UUID:
+    """An image of the tenant whose stored embedding is `vector`, whatever wrote it (an older
+    release, a manual repair): the check reads the stored vectors, not the model."""
+    image = tenancy.upload(seed.photo(seed_), "planted.jpg")
+    stored.store(tenancy.conn, SPEC.name, SPEC.version, [image.image_id], vector[None, :])
+    return image.image_id
 
 
 def test_unit_vectors_pass_the_check_and_reach_the_index(tenancy: Tenancy) -> None:
     """The fake's vectors are unit-length and finite: the check passes with its counts, and
     `indexed_vectors` runs after it."""
-    result = run_with_check(tenancy, FakeEmbedder())
+    ids = tenancy.upload_photos(60, 61, 62)
+
+    result = tenancy.run(ids, check=True)
 
     assert result.success
     [evaluation] = result.get_asset_check_evaluations()
     assert evaluation.passed
     found = {k: v.value for k, v in evaluation.metadata.items()}
-    assert found["checked"] == 3
+    assert (found["checked"], found["dimension"]) == (3, SPEC.dimension)
     assert (found["non_finite"], found["off_unit_norm"], found["wrong_dimension"]) == (0, 0, 0)
     assert found["min_norm"] == pytest.approx(1.0, abs=1e-3)
-    assert len(tenancy.points().ids) == 3
+    assert found["max_norm"] == pytest.approx(1.0, abs=1e-3)
+    assert tenancy.points().ids == set(ids)
 
 
 @pytest.mark.parametrize(
-    ("embedder", "problem", "counter"),
+    ("vector", "problem", "counter"),
     [
-        (FakeEmbedder(nan=True), "with NaN/inf", "non_finite"),
-        (FakeEmbedder(scale=1.5), "not unit-length", "off_unit_norm"),
+        (np.full(SPEC.dimension, np.nan, np.float32), "with NaN/inf", "non_finite"),
+        (np.full(SPEC.dimension, 0.05, np.float32), "not unit-length", "off_unit_norm"),
+        (np.ones(SPEC.dimension // 2, np.float32), "of the wrong dimension", "wrong_dimension"),
     ],
-    ids=["nan", "not-unit-length"],
+    ids=["nan", "not-unit-length", "wrong-dimension"],
 )
-def test_bad_vectors_fail_the_blocking_check_and_stay_out_of_the_index(
-    tenancy: Tenancy, embedder: FakeEmbedder, problem: str, counter: str
+def test_a_bad_stored_vector_fails_the_blocking_check_and_stops_the_batch(
+    tenancy: Tenancy, vector: np.ndarray, problem: str, counter: str
 ) -> None:
-    """NaN or non-unit vectors fail the check (severity ERROR, blocking): the run fails at the
-    check's step, `indexed_vectors` never runs, nothing reaches Qdrant or becomes completed."""
-    result = run_with_check(tenancy, embedder)
+    """One bad vector among the batch's embeddings fails the check (severity ERROR,
+    blocking): the run fails at the check's step, `indexed_vectors` never runs, and nothing of
+    the batch reaches Qdrant or becomes `completed`."""
+    ids = [plant(tenancy, vector), *tenancy.upload_photos(63, 64)]
+
+    result = tenancy.run(ids, check=True, raise_on_error=False)
 
     assert not result.success
     [evaluation] = result.get_asset_check_evaluations()
@@ -65,44 +72,25 @@ def test_bad_vectors_fail_the_blocking_check_and_stay_out_of_the_index(
     assert evaluation.blocking
     assert evaluation.severity == dg.AssetCheckSeverity.ERROR
     assert problem in (evaluation.description or "")
-    assert evaluation.metadata[counter].value == 3
-    failed_steps = {e.step_key for e in result.all_events if e.is_step_failure}
-    assert failed_steps == {CHECK_STEP}
+    assert evaluation.metadata["checked"].value == 3
+    assert evaluation.metadata[counter].value == 1
+    assert {e.step_key for e in result.all_events if e.is_step_failure} == {CHECK_STEP}
+    assert metadata(result, "embeddings")["embedded"] == 2
+    assert metadata(result, "embeddings")["reused_stored"] == 1
     assert result.asset_materializations_for_node("indexed_vectors") == []
     assert tenancy.points().ids == set()
-    assert {s for s, _ in tenancy.statuses().values()} == {"processing"}
+    assert all(tenancy.statuses()[i][0] != "completed" for i in ids)
 
 
-def test_the_failure_sensor_fails_the_images_of_a_run_stopped_by_the_check(
-    tenancy: Tenancy,
-) -> None:
-    """The run the check stopped, handed to `ingest_failure_sensor`: each image of its batch
-    becomes `failed`, with a reason naming the run and the failed check step, and gets one
-    `processing.failed` event (stage `run`)."""
-    result = run_with_check(tenancy, FakeEmbedder(nan=True))
-    assert not result.success
-    [record] = tenancy.instance.get_records_for_run(
-        result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE
-    ).records
-    failure = record.event_log_entry.dagster_event
-    assert failure is not None
+def test_a_bad_vector_outside_the_batch_does_not_hold_it_back(tenancy: Tenancy) -> None:
+    """The check reads the run's own images: a bad vector stored for another image of the
+    tenant (one that failed long ago, say) does not fail every later batch."""
+    plant(tenancy, np.full(SPEC.dimension, np.nan, np.float32))
+    ids = tenancy.upload_photos(65, 66)
 
-    with dg.build_run_status_sensor_context(
-        sensor_name=ingest_failure_sensor.name,
-        dagster_event=failure,
-        dagster_instance=tenancy.instance,
-        dagster_run=result.dagster_run,
-        resources={"catalog_db": tenancy.resources["catalog_db"]},
-    ).for_run_failure() as context:
-        ingest_failure_sensor(context)
+    result = tenancy.run(ids, check=True)
 
-    status = tenancy.statuses()
-    assert len(status) == 3
-    for state, reason in status.values():
-        assert state == "failed"
-        assert reason is not None
-        assert reason.startswith(f"run {result.run_id[:8]} failed:")
-        assert CHECK_STEP in reason
-    payloads = tenancy.outbox(events.TOPIC_FAILED)
-    assert sorted(p["data"]["imageId"] for p in payloads) == sorted(str(i) for i in status)
-    assert {p["data"]["stage"] for p in payloads} == {"run"}
+    assert result.success
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.passed and evaluation.metadata["checked"].value == 2
+    assert tenancy.points().ids == set(ids)

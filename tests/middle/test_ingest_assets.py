@@ -3,12 +3,18 @@ the real catalog with a fake model and an in-memory Qdrant."""
 
 from __future__ import annotations
 
+import hashlib
+
+import dagster as dg
 import pytest
 
 from deeplens import events, vectors
 from deeplens.model.registry import get_model
+from deeplens_dagster.resources import CatalogResource
+from deeplens_dagster.sensors import reconciler as reconciling
+from deeplens_dagster.sensors.reconciler import reconciler
 from tests.middle import seed
-from tests.middle.fakes import fake_vector
+from tests.middle.fakes import FakeEmbedder, fake_vector
 from tests.middle.runs import INGEST, Tenancy, metadata
 
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
@@ -30,10 +36,8 @@ def test_a_batch_becomes_searchable_with_one_completed_event_per_image(tenancy: 
     assert tenancy.points().ids == set(ids)
     hits = vectors.search(tenancy.qdrant, tenancy.alias, fake_vector(data[1], DIMENSION), 1)
     assert [h.image_id for h in hits] == [ids[1]]
-    assert (hits[0].payload["tenantId"], hits[0].payload["fileName"]) == (
-        tenancy.tenant_id,
-        "1.jpg",
-    )
+    assert hits[0].payload["tenantId"] == tenancy.tenant_id
+    assert hits[0].payload["fileName"] == "1.jpg"
 
     completed = tenancy.outbox(events.TOPIC_COMPLETED)
     assert sorted(p["data"]["imageId"] for p in completed) == sorted(str(i) for i in ids)
@@ -52,12 +56,8 @@ def test_a_batch_becomes_searchable_with_one_completed_event_per_image(tenancy: 
     assert (embedded["embedded"], embedded["reused_stored"], embedded["failed"]) == (3, 0, 0)
     assert (embedded["model"], embedded["dimension"]) == (seed.MODEL, DIMENSION)
     indexed = metadata(result, "indexed_vectors")
-    assert (indexed["upserted"], indexed["newly_searchable"], indexed["without_vector"]) == (
-        3,
-        3,
-        0,
-    )
-    assert indexed["points_in_collection"] == 3
+    assert (indexed["upserted"], indexed["newly_searchable"]) == (3, 3)
+    assert (indexed["without_vector"], indexed["points_in_collection"]) == (0, 3)
     assert (indexed["collection"], indexed["rebuilt_from"]) == (tenancy.alias, "n/a")
 
 
@@ -99,7 +99,9 @@ def test_a_missing_blob_fails_that_image_alone(tenancy: Tenancy) -> None:
     assert result.success
     status = tenancy.statuses()
     assert status[good] == ("completed", None)
-    assert status[lost.image_id] == ("failed", "image bytes missing from the blob store")
+    state, reason = status[lost.image_id]
+    assert state == "failed"
+    assert reason is not None and reason.startswith("image bytes missing from the blob store")
     assert tenancy.points().ids == {good}
     assert set(tenancy.embedded_at()) == {good}
     [failed] = tenancy.outbox(events.TOPIC_FAILED)
@@ -153,10 +155,13 @@ def test_a_retried_run_reuses_the_stored_embeddings(tenancy: Tenancy) -> None:
     assert tenancy.points().ids == set(ids)
 
 
-def test_a_rebuild_swaps_the_alias_to_a_new_collection_and_drops_the_old(tenancy: Tenancy) -> None:
+def test_a_rebuild_swaps_the_alias_and_the_old_collection_goes_after_its_grace(
+    tenancy: Tenancy, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A run without a batch (a backfill) builds a new physical collection from the stored
-    embeddings, points the alias at it and deletes the old one; the alias holds exactly the
-    completed images, and nothing is embedded again or announced again."""
+    embeddings and points the alias at it: the alias holds exactly the completed images, and
+    nothing is embedded or announced again. The old collection is kept for a rollback, recorded
+    as retired, and dropped by the reconciler's first tick after the grace period."""
     ids = tenancy.upload_photos(50, 51, 52)
     bad = tenancy.upload(b"\x00\x01 not an image", "zeros.jpg").image_id
     assert tenancy.run([*ids, bad]).success
@@ -172,14 +177,11 @@ def test_a_rebuild_swaps_the_alias_to_a_new_collection_and_drops_the_old(tenancy
     assert new.collection is not None and new.collection != old.collection
     assert new.collection.startswith(tenancy.alias + "_v")
     assert new.ids == set(ids)
-    assert not tenancy.qdrant.collection_exists(old.collection)
-    assert [c.name for c in tenancy.qdrant.get_collections().collections] == [new.collection]
     status = tenancy.statuses()
     assert sum(1 for s, _ in status.values() if s == "completed") == len(new.ids)
     assert status[bad][0] == "failed"
     assert tenancy.embedded_at() == stored
     assert tenancy.outbox_ids(events.TOPIC_COMPLETED) == announced
-
     assert metadata(rebuilt, "images")["mode"] == "rebuild"
     embedded = metadata(rebuilt, "embeddings")
     assert (embedded["embedded"], embedded["reused_stored"]) == (0, 3)
@@ -187,3 +189,53 @@ def test_a_rebuild_swaps_the_alias_to_a_new_collection_and_drops_the_old(tenancy
     assert (indexed["rebuilt_from"], indexed["collection"]) == (old.collection, new.collection)
     assert (indexed["upserted"], indexed["points_in_collection"]) == (3, 3)
     assert indexed["newly_searchable"] == 0
+    assert collections(tenancy) == {old.collection, new.collection}
+    assert retired(tenancy) == {old.collection: new.collection}
+
+    # A tick past the grace period, that leaves the images of other tests' tenants alone.
+    monkeypatch.setenv("DEEPLENS_COLLECTION_GRACE_SECONDS", "0")
+    monkeypatch.setenv("DEEPLENS_STUCK_AFTER_SECONDS", str(10**9))
+    monkeypatch.setattr(reconciling, "ORPHAN_AFTER_SECONDS", float(10**9))
+    with dg.build_sensor_context(
+        instance=tenancy.instance,
+        resources={"catalog_db": CatalogResource(), "qdrant": tenancy.resources["qdrant"]},
+    ) as context:
+        reconciler(context)
+
+    assert collections(tenancy) == {new.collection}
+    assert retired(tenancy) == {}
+    assert tenancy.points() == new
+
+
+def test_an_invalid_vector_from_the_model_fails_that_image_alone(tenancy: Tenancy) -> None:
+    """The model gives one image a NaN vector: that image fails in `embeddings` with the
+    reason, its vector is never stored, and the rest of the batch is indexed."""
+    good = tenancy.upload_photos(80, 81)
+    data = seed.photo(82)
+    odd = tenancy.upload(data, "odd.jpg").image_id
+    embedder = FakeEmbedder(nan_for=[hashlib.sha256(data).hexdigest()])
+
+    result = tenancy.run([*good, odd], resources={**tenancy.resources, "embedder": embedder})
+
+    assert result.success
+    state, reason = tenancy.statuses()[odd]
+    assert state == "failed"
+    assert reason is not None and "invalid vector" in reason and "NaN" in reason
+    assert set(tenancy.embedded_at()) == set(good)
+    assert tenancy.points().ids == set(good)
+    [failed] = tenancy.outbox(events.TOPIC_FAILED)
+    assert (failed["data"]["imageId"], failed["data"]["stage"]) == (str(odd), "embeddings")
+    assert metadata(result, "embeddings")["failed"] == 1
+
+
+def collections(tenancy: Tenancy) -> set[str]:
+    return {c.name for c in tenancy.qdrant.get_collections().collections}
+
+
+def retired(tenancy: Tenancy) -> dict[str, str]:
+    """The tenant's retired collections, each with the collection that replaced it."""
+    rows = tenancy.conn.execute(
+        "SELECT collection, replaced_by FROM deeplens.retired_collections WHERE tenant_id = %s",
+        (tenancy.tenant_id,),
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}

@@ -13,7 +13,7 @@ from deeplens_dagster.partitions import TENANTS
 from deeplens_dagster.resources import CatalogResource
 from deeplens_dagster.sensors.tenants import tenant_partitions_sensor
 from tests.middle import seed
-from tests.middle.conftest import TenantUnderTest
+from tests.middle.seed import TenantUnderTest
 
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
 

@@ -21,8 +21,8 @@ from deeplens_dagster.resources import CatalogResource
 from deeplens_dagster.sensors import uploads
 from deeplens_dagster.sensors.uploads import MAX_IN_FLIGHT, image_upload_sensor, read_cursor
 from tests.middle import seed
-from tests.middle.conftest import TenantUnderTest
 from tests.middle.fakes import FakeKafkaResource, KafkaLog, register, unregister
+from tests.middle.seed import TenantUnderTest
 
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
 

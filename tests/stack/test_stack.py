@@ -106,3 +106,16 @@ def test_up_then_down_stops_every_process(tmp_path: Path) -> None:
     assert read_state(tmp_path) is None
     if up.poll() is None:  # pragma: no cover - only on failure
         up.send_signal(signal.SIGTERM)
+
+
+def test_the_local_qdrant_requires_the_api_key_every_client_gets(stack: Stack) -> None:
+    """The e2e tests' ingest and search reach a Qdrant that refuses requests without the key:
+    DEEPLENS_QDRANT_API_KEY reaches the API, the code location and the run workers."""
+    url = stack.env["DEEPLENS_QDRANT_URL"]
+    key = stack.env["DEEPLENS_QDRANT_API_KEY"]
+    assert httpx.get(f"{url}/collections", timeout=10).status_code == 401
+    assert (
+        httpx.get(f"{url}/collections", headers={"api-key": "wrong"}, timeout=10).status_code == 401
+    )
+    assert httpx.get(f"{url}/collections", headers={"api-key": key}, timeout=10).status_code == 200
+    assert httpx.get(f"{url}/readyz", timeout=10).status_code == 200

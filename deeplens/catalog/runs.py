@@ -1,0 +1,96 @@
+"""What the reconciler needs to know about runs and collections, beyond Dagster's own records.
+
+- Heartbeats: a run worker writes one every few seconds while it runs. A run whose heartbeat
+  stopped (worker killed, hung, lost with its node, or the whole stack restarted under it) is
+  found by the reconciler however the run was launched.
+- Retired collections: the physical collection a reindex replaced, kept for a grace period so
+  that the tenant can be rolled back to it, then dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg.rows import class_row
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    run_id: str
+    tenant_id: str | None
+    host: str
+    pid: int
+    started_at: datetime
+    beat_at: datetime
+    silent_seconds: float
+
+
+def beat(conn: psycopg.Connection, run_id: str, tenant_id: str | None, host: str, pid: int) -> None:
+    conn.execute(
+        "INSERT INTO deeplens.run_heartbeats (run_id, tenant_id, host, pid) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (run_id) DO UPDATE SET beat_at = now(), host = EXCLUDED.host,"
+        " pid = EXCLUDED.pid",
+        (run_id, tenant_id, host, pid),
+    )
+
+
+def end(conn: psycopg.Connection, run_id: str) -> None:
+    conn.execute("DELETE FROM deeplens.run_heartbeats WHERE run_id = %s", (run_id,))
+
+
+def heartbeats(conn: psycopg.Connection) -> dict[str, Heartbeat]:
+    with conn.cursor(row_factory=class_row(Heartbeat)) as cur:
+        cur.execute(
+            "SELECT run_id, tenant_id, host, pid, started_at, beat_at,"
+            " extract(epoch FROM now() - beat_at)::float8 AS silent_seconds"
+            " FROM deeplens.run_heartbeats"
+        )
+        return {h.run_id: h for h in cur.fetchall()}
+
+
+@dataclass(frozen=True)
+class Retired:
+    collection: str
+    tenant_id: str
+    alias: str
+    replaced_by: str
+    retired_at: datetime
+
+
+def retire(
+    conn: psycopg.Connection, tenant_id: str, alias: str, collection: str, replaced_by: str
+) -> None:
+    conn.execute(
+        "INSERT INTO deeplens.retired_collections (collection, tenant_id, alias, replaced_by)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT (collection) DO UPDATE"
+        " SET replaced_by = EXCLUDED.replaced_by, retired_at = now()",
+        (collection, tenant_id, alias, replaced_by),
+    )
+
+
+def expired(conn: psycopg.Connection, grace_seconds: float) -> list[Retired]:
+    with conn.cursor(row_factory=class_row(Retired)) as cur:
+        cur.execute(
+            "SELECT collection, tenant_id, alias, replaced_by, retired_at"
+            " FROM deeplens.retired_collections"
+            " WHERE retired_at < now() - make_interval(secs => %s)",
+            (grace_seconds,),
+        )
+        return cur.fetchall()
+
+
+def latest_retired(conn: psycopg.Connection, alias: str) -> Retired | None:
+    with conn.cursor(row_factory=class_row(Retired)) as cur:
+        cur.execute(
+            "SELECT collection, tenant_id, alias, replaced_by, retired_at"
+            " FROM deeplens.retired_collections WHERE alias = %s"
+            " ORDER BY retired_at DESC LIMIT 1",
+            (alias,),
+        )
+        return cur.fetchone()
+
+
+def forget(conn: psycopg.Connection, collection: str) -> None:
+    conn.execute("DELETE FROM deeplens.retired_collections WHERE collection = %s", (collection,))
