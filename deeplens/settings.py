@@ -10,11 +10,12 @@ always see a complete configuration.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PREFIX = "DEEPLENS_"
 
@@ -156,6 +157,14 @@ class Settings(BaseSettings):
         None, description="Where Dagster keeps compute logs (the instance's compute_logs)."
     )
 
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """The settings that `environ` (not this process's own environment) gives: what a child
+        process started with `environ` will read."""
+        values = {k[len(PREFIX) :].lower(): v for k, v in environ.items() if k.startswith(PREFIX)}
+        given = {k: v for k, v in values.items() if v and k in cls.model_fields}
+        return _FromMapping.model_validate(given)
+
     def resolved_api_workers(self) -> int:
         """`api_workers`, or one per CPU this process may run on (at most 4)."""
         if self.api_workers:
@@ -185,3 +194,18 @@ class Settings(BaseSettings):
 def env_name(field: str) -> str:
     """The environment variable of a setting: ``qdrant_api_key`` → ``DEEPLENS_QDRANT_API_KEY``."""
     return PREFIX + field.upper()
+
+
+class _FromMapping(Settings):
+    """`Settings` from its arguments alone (see `Settings.from_environ`)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from anyio import CapacityLimiter
 from fastapi import Depends, HTTPException, Security, status
@@ -33,53 +34,30 @@ admin_key_header = APIKeyHeader(
 )
 
 
-# The dependencies are `async def` so that FastAPI calls them on the event loop: a plain `def`
-# dependency costs a thread-pool round trip per request, for work that takes microseconds. Each
-# returns one thing `lifespan` put on ``app.state``.
-async def get_settings(connection: HTTPConnection) -> Settings:
-    settings: Settings = connection.app.state.settings
-    return settings
+def _from_state(name: str) -> Callable[[HTTPConnection], Awaitable[Any]]:
+    """The dependency that returns what `lifespan` put on ``app.state.<name>``.
+
+    It is `async def` so that FastAPI calls it on the event loop: a plain `def` dependency costs
+    a thread-pool round trip per request, for work that takes microseconds.
+    """
+
+    async def dependency(connection: HTTPConnection) -> Any:
+        return getattr(connection.app.state, name)
+
+    dependency.__name__ = f"get_{name}"
+    return dependency
 
 
-async def get_db(connection: HTTPConnection) -> ConnectionPool:
-    db: ConnectionPool = connection.app.state.db
-    return db
-
-
-async def get_qdrant(connection: HTTPConnection) -> QdrantClient:
-    qdrant: QdrantClient = connection.app.state.qdrant
-    return qdrant
-
-
-async def get_cache(connection: HTTPConnection) -> SearchCache:
-    cache: SearchCache = connection.app.state.cache
-    return cache
-
-
-async def get_blobs(connection: HTTPConnection) -> BlobStore:
-    blobs: BlobStore = connection.app.state.blobs
-    return blobs
-
-
-async def get_keys(connection: HTTPConnection) -> TenantKeys:
-    keys: TenantKeys = connection.app.state.keys
-    return keys
-
-
-async def get_hub(connection: HTTPConnection) -> StatusHub:
-    hub: StatusHub = connection.app.state.hub
-    return hub
-
-
-async def get_model(connection: HTTPConnection) -> QueryModel:
-    model: QueryModel = connection.app.state.model
-    return model
-
-
-async def get_upload_limiter(connection: HTTPConnection) -> CapacityLimiter:
-    limiter: CapacityLimiter = connection.app.state.upload_limiter
-    return limiter
-
+# One per client a route needs; tests replace them with `app.dependency_overrides`.
+get_settings = _from_state("settings")
+get_db = _from_state("db")
+get_qdrant = _from_state("qdrant")
+get_cache = _from_state("cache")
+get_blobs = _from_state("blobs")
+get_keys = _from_state("keys")
+get_hub = _from_state("hub")
+get_model = _from_state("model")
+get_upload_limiter = _from_state("upload_limiter")
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[ConnectionPool, Depends(get_db)]

@@ -52,27 +52,36 @@ def run(ctx: Context) -> dict[str, Any]:
     return out
 
 
-def _upload(ctx: Context, tenant: Tenant, blobs: list[bytes], threads: int = 4) -> list[str]:
+def upload_through(
+    api_url: str, headers: dict[str, str], blobs: list[bytes], threads: int = 4
+) -> list[str]:
+    """Upload concurrently as a client would through an outage: an API that is restarting is
+    asked again. Every upload must end accepted (202); returns the image ids."""
+
     def one(pair: tuple[int, bytes]) -> str:
         n, data = pair
-        for _ in range(60):  # the API may be restarting: a client tries again
+        for _ in range(60):
             try:
                 response = httpx.post(
-                    f"{ctx.system.api_url}/api/v1/images",
-                    headers=tenant.headers,
+                    f"{api_url}/api/v1/images",
+                    headers=headers,
                     files={"file": (f"{n}.jpg", data, "image/jpeg")},
                     timeout=30,
                 )
             except httpx.TransportError:
                 time.sleep(1)
                 continue
-            if response.status_code == 202:
-                return str(response.json()["imageId"])
-            time.sleep(1)
-        raise RuntimeError("an upload was never accepted")
+            if response.status_code != 202:
+                raise RuntimeError(f"upload {n} refused: {response.status_code} {response.text}")
+            return str(response.json()["imageId"])
+        raise RuntimeError(f"upload {n}: the API did not come back")
 
     with ThreadPoolExecutor(threads) as pool:
         return list(pool.map(one, enumerate(blobs)))
+
+
+def _upload(ctx: Context, tenant: Tenant, blobs: list[bytes], threads: int = 4) -> list[str]:
+    return upload_through(ctx.system.api_url, tenant.headers, blobs, threads)
 
 
 def _worker_pid(ctx: Context, tenant: Tenant, timeout: float = 120) -> int:

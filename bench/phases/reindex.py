@@ -88,8 +88,10 @@ def run(ctx: Context) -> dict[str, Any]:
     return {"images": images, "from_stored_embeddings": from_stored, "with_inference": full}
 
 
-def _rebuild(ctx: Context, tenant_id: str, images: int) -> dict[str, Any]:
-    params = {
+def rebuild_params(tenant_id: str) -> dict[str, Any]:
+    """GraphQL `launchRun` parameters of the ingest job for the tenant's partition, with no
+    batch: a rebuild of the whole tenant."""
+    return {
         "selector": {
             "repositoryLocationName": "deeplens",
             "repositoryName": "__repository__",
@@ -98,6 +100,10 @@ def _rebuild(ctx: Context, tenant_id: str, images: int) -> dict[str, Any]:
         "runConfigData": {},
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": tenant_id}]},
     }
+
+
+def _rebuild(ctx: Context, tenant_id: str, images: int) -> dict[str, Any]:
+    params = rebuild_params(tenant_id)
     launched_at = time.time()
     answer = ctx.system.graphql(LAUNCH, {"params": params})["launchRun"]
     if answer["__typename"] != "LaunchRunSuccess":

@@ -75,7 +75,7 @@ class Stack:
         self.config = config
         self.home = config.home.resolve()
         self.logs = self.home / "logs"
-        self.settings = Settings.model_validate(_settings_from(config.environ))
+        self.settings = Settings.from_environ(config.environ)
         self.endpoints: dict[str, Endpoint] = {}
         self.processes: list[ManagedProcess] = []
         self.env: dict[str, str] = {}
@@ -252,7 +252,7 @@ class Stack:
 
     def child_settings(self) -> Settings:
         """The settings every process of this stack runs with."""
-        return Settings.model_validate(_settings_from(self.env))
+        return Settings.from_environ(self.env)
 
     def _secret_file(self, name: str) -> Path:
         """A random secret kept under `home` (readable by its owner only), made once."""
@@ -312,8 +312,3 @@ def read_state(home: Path) -> dict[str, Any] | None:
         return dict(json.loads(path.read_text()))
     except (OSError, ValueError):
         return None
-
-
-def _settings_from(environ: dict[str, str]) -> dict[str, Any]:
-    prefix = "DEEPLENS_"
-    return {k[len(prefix) :].lower(): v for k, v in environ.items() if k.startswith(prefix) and v}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from typing import Any
 
 import pytest
@@ -128,6 +129,20 @@ def test_bad_upload_is_refused_and_writes_nothing(
     assert response.status_code == status, response.text
     assert hint in response.json()["detail"]
     assert nothing_written(fake_services)
+
+
+def test_a_full_store_is_503_with_retry_after_and_writes_nothing(
+    client: TestClient, fake_services: FakeServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*args: object, **kwargs: object) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fake_services.blobs, "put", full)
+    response = upload(client, samples.jpeg())
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"]
+    assert "No space left on device" in response.json()["detail"]
+    assert nothing_written(fake_services)  # and the database was never reached (Untouchable)
 
 
 @pytest.mark.parametrize("metadata", ["[1]", "{oops", '"x"'])

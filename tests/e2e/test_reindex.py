@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import httpx
 import pytest
 
+from bench.phases.reindex import rebuild_params
 from deeplens import clients, vectors
 from deeplens_local.stack.stack import Stack
 from tests.api.stack_helpers import create_tenant
@@ -30,16 +30,7 @@ RUN = "query ($runId: ID!) { runOrError(runId: $runId) { ... on Run { status } }
 
 def reindex(ui_url: str, tenant_id: str) -> str:
     """Launch the ingest job for the tenant's partition with no batch: a rebuild."""
-    params: dict[str, Any] = {
-        "selector": {
-            "repositoryLocationName": "deeplens",
-            "repositoryName": "__repository__",
-            "jobName": "ingest",
-        },
-        "runConfigData": {},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": tenant_id}]},
-    }
-    answer = graphql(ui_url, LAUNCH, {"params": params})["launchRun"]
+    answer = graphql(ui_url, LAUNCH, {"params": rebuild_params(tenant_id)})["launchRun"]
     assert answer["__typename"] == "LaunchRunSuccess", answer
     return str(answer["run"]["runId"])
 

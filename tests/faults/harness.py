@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psycopg
 
+from bench.phases.faults import upload_through
 from deeplens import clients, vectors
 from deeplens.catalog import runs
 from deeplens_dagster.sensors.reconciler import is_run_worker
@@ -32,26 +31,7 @@ def upload_all(
     api_url: str, tenant: TenantHandle, blobs: list[bytes], clients_: int = 4
 ) -> list[str]:
     """Upload concurrently; every upload must be accepted (202). Returns the image ids."""
-
-    def one(pair: tuple[int, bytes]) -> str:
-        n, data = pair
-        for _ in range(30):  # the API may be restarting under a fault: try again
-            try:
-                response = httpx.post(
-                    f"{api_url}/api/v1/images",
-                    headers=tenant.headers,
-                    files={"file": (f"{n}.jpg", data, "image/jpeg")},
-                    timeout=30,
-                )
-            except httpx.TransportError:
-                time.sleep(1)
-                continue
-            assert response.status_code == 202, response.text
-            return str(response.json()["imageId"])
-        raise AssertionError("the API did not come back")
-
-    with ThreadPoolExecutor(clients_) as pool:
-        return list(pool.map(one, enumerate(blobs)))
+    return upload_through(api_url, tenant.headers, blobs, clients_)
 
 
 def statuses(stack: Stack, tenant_id: str) -> dict[str, tuple[str, str | None, int]]:

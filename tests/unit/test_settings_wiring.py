@@ -137,3 +137,15 @@ def test_secrets_are_not_shown_in_the_settings_repr(monkeypatch: pytest.MonkeyPa
         monkeypatch.setenv(env_name(name), value)
     shown = repr(Settings())
     assert "wiring-password" not in shown and "wiring-qdrant-key" not in shown
+
+
+def test_a_child_environment_is_read_apart_from_this_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The local stack computes its children's settings from the environment it gives them,
+    not from its own (where another stack's variables may be set)."""
+    monkeypatch.setenv(env_name("qdrant_url"), "http://this-process.invalid:6333")
+    child = Settings.from_environ({"DEEPLENS_REDIS_URL": "redis://child.invalid/1", "PATH": "/bin"})
+    assert child.qdrant_url is None
+    assert child.redis_url == "redis://child.invalid/1"
+    assert isinstance(child, Settings)
