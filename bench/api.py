@@ -187,15 +187,18 @@ def upload(
 
 
 def search_image(
-    client: httpx.Client, tenant: Tenant, data: bytes, mime: str, top_k: int = 10
+    client: httpx.Client,
+    tenant: Tenant,
+    data: bytes,
+    mime: str,
+    top_k: int = 10,
+    filter_: str | None = None,
 ) -> tuple[float, dict[str, Any]]:
-    """(round-trip ms, answer) of a search by query image."""
+    """(round-trip ms, answer) of a search by query image (with a filter, JSON text)."""
     started = time.perf_counter()
+    form = {"topK": str(top_k), **({"filter": filter_} if filter_ else {})}
     response = client.post(
-        "/api/v1/search",
-        headers=tenant.headers,
-        files={"file": ("query", data, mime)},
-        data={"topK": str(top_k)},
+        "/api/v1/search", headers=tenant.headers, files={"file": ("query", data, mime)}, data=form
     )
     elapsed = (time.perf_counter() - started) * 1000
     response.raise_for_status()

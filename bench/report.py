@@ -59,6 +59,7 @@ def bars(results: dict[str, Any]) -> list[Bar]:
     reindex = _get(r, "reindex", "with_inference") or {}
     stored = _get(r, "reindex", "from_stored_embeddings", "images_per_second")
     fresh = "upload_to_searchable_s"
+    unfiltered = _get(r, "search", "by_image", "round_trip_ms", "p50")
     out = [
         Bar(
             f"Upload answer p99 ({clients} concurrent clients, during bulk ingest)",
@@ -112,6 +113,16 @@ def bars(results: dict[str, Any]) -> list[Bar]:
             f"(no inference): {stored} images/s"
             if reindex
             else "skipped",
+        ),
+        Bar(
+            f"Filtered search by query image p50 ({points} vectors, filter keeps 1 in 10)",
+            f"≤ unfiltered + 5 ms = {unfiltered + 5:.1f} ms" if unfiltered else "≤ unfiltered + 5",
+            _get(r, "search", "filtered_by_image", "round_trip_ms", "p50"),
+            "ms",
+            _at_most(_get(r, "search", "filtered_by_image", "round_trip_ms", "p50"), unfiltered + 5)
+            if unfiltered is not None
+            else None,
+            "filter on the indexed uploadedBy field",
         ),
         Bar(
             f"Search by query image p50 ({points} vectors)",

@@ -38,10 +38,15 @@ class BlobStore:
         with nothing left behind.
         """
         key = self.key_for(tenant_id, digest or sha256_hex(data))
+        self.put_at(key, data)
+        return key
+
+    def put_at(self, key: str, data: bytes) -> None:
+        """Store `data` under `key` as `put` does (derived files: thumbnails)."""
         path = self.path(key)
         try:
             if path.stat().st_size == len(data):
-                return key
+                return
         except FileNotFoundError:
             pass
         _make_dirs(path.parent)
@@ -56,7 +61,6 @@ class BlobStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return key
 
     def available(self) -> bool:
         """Whether the store's root can be reached (a missing file is then really missing)."""
@@ -64,6 +68,9 @@ class BlobStore:
 
     def get(self, key: str) -> bytes:
         return self.path(key).read_bytes()
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
 
     def delete_tenant(self, tenant_id: str) -> None:
         shutil.rmtree(self.root / tenant_id, ignore_errors=True)

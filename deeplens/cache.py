@@ -1,8 +1,9 @@
 """The search cache in Redis: short-lived answers, invalidated per tenant by a generation counter.
 
 A key names the tenant, the tenant's current generation, what was asked (the sha256 of the query
-bytes or a stored image id) and top-K. Bumping ``deeplens:gen:{tenant}`` (the outbox relay does it
-when it publishes ``processing.completed``) makes every older answer unreachable; they expire.
+bytes or a stored image id) and how (top-K, filter, threshold, offset). Bumping
+``deeplens:gen:{tenant}`` (the outbox relay does when it publishes ``processing.completed``; an
+image's deletion does) makes every older answer unreachable; they expire.
 The cache is an optimisation: when Redis fails, searches go on without it.
 """
 
@@ -28,15 +29,16 @@ class SearchCache:
         self._redis = client
         self._ttl = ttl
 
-    def key(self, tenant_id: str, kind: str, ident: str, top_k: int) -> str | None:
-        """The cache key for a query, or None when Redis cannot be reached."""
+    def key(self, tenant_id: str, kind: str, ident: str, asked: str) -> str | None:
+        """The cache key for a query (`asked`: what else it asks, as a short string), or None
+        when Redis cannot be reached."""
         try:
             generation = self._redis.get(generation_key(tenant_id))
         except redis.RedisError as exc:
             log.warning("search cache unavailable: %s", exc)
             return None
         gen = generation.decode() if isinstance(generation, bytes) else "0"
-        return f"deeplens:search:{tenant_id}:{gen}:{kind}:{ident}:{top_k}"
+        return f"deeplens:search:{tenant_id}:{gen}:{kind}:{ident}:{asked}"
 
     def get(self, key: str | None) -> dict[str, Any] | None:
         if key is None:

@@ -225,12 +225,17 @@ def _read(blobs: BlobStore, image: Image) -> bytes | str:
 
 
 def payload(image: Image) -> dict[str, object]:
+    """What a point carries: what search filters on (`deeplens.filters`) and shows."""
     return {
         "tenantId": image.tenant_id,
         "imageId": str(image.image_id),
         "fileName": image.file_name,
         "contentType": image.content_type,
+        "uploadedBy": image.uploaded_by,
         "uploadedAt": image.uploaded_at.isoformat(),
+        "width": image.width,
+        "height": image.height,
+        "metadata": image.metadata,
     }
 
 
@@ -289,6 +294,11 @@ def index(
             vectors.upsert_batches(
                 client, target, [r.image_id for r in ready], matrix, [payload(r) for r in ready]
             )
+            # An image deleted while this run held it must not come back with its point.
+            deleted = catalog.gone(conn, tenant_id, [r.image_id for r in ready])
+            if deleted:
+                vectors.delete_points(client, [target], deleted)
+                ready = [r for r in ready if r.image_id not in set(deleted)]
         outcome.indexed = len(ready)
         lap = outcome.lap("upsert", lap)
         if rebuild:

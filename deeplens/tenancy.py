@@ -10,13 +10,14 @@ removes partitions (the API knows nothing of Dagster).
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
 from psycopg_pool import ConnectionPool
 from qdrant_client import QdrantClient
 
-from deeplens import pipeline, vectors
+from deeplens import pipeline, thumbnails, vectors
 from deeplens.blobs import BlobStore
 from deeplens.cache import SearchCache
 from deeplens.catalog import embeddings, images, runs, tenants
@@ -151,6 +152,30 @@ def rollback(stores: TenantStores, tenant: Tenant) -> RolledBack:
     stores.cache.invalidate(tenant.tenant_id)
     log.info("rolled %s back from %s to %s", alias, current, previous.collection)
     return RolledBack(alias, previous.collection, current or "", len(late))
+
+
+def delete_image(stores: TenantStores, tenant: Tenant, image_id: uuid.UUID) -> bool:
+    """Remove one image everywhere; False if the tenant has no such image.
+
+    The row is marked `deleting` first (every read and every run leaves it alone from then on;
+    a run that had already taken it up removes the point it writes), then its points go from
+    each of the tenant's collections (the live one, one being rebuilt, one kept for a rollback),
+    then its bytes and thumbnails, then the row, and the tenant's cached answers go stale. A
+    deletion stopped half-way (Qdrant down) is finished by deleting again.
+    """
+    with stores.db.connection() as conn:
+        image = images.start_delete(conn, tenant.tenant_id, image_id)
+    if image is None:
+        return False
+    collections = vectors.tenant_collections(stores.qdrant, tenant.tenant_id, tenant.model)
+    vectors.delete_points(stores.qdrant, collections, [image_id])
+    stores.blobs.delete(image.blob_key)
+    thumbnails.delete_all(stores.blobs, image)
+    with stores.db.connection() as conn:
+        images.finish_delete(conn, image_id)
+    stores.cache.invalidate(tenant.tenant_id)
+    log.info("deleted image %s of tenant %s", image_id, tenant.tenant_id)
+    return True
 
 
 def _delete_row(stores: TenantStores, tenant_id: str) -> None:

@@ -19,6 +19,17 @@ from qdrant_client import models as qm
 
 from deeplens.naming import collection_alias, physical_collection, point_id
 
+# Payload fields searches filter on most (see `deeplens.filters`); metadata keys are filtered
+# without an index.
+PAYLOAD_INDEXES = {
+    "tenantId": qm.PayloadSchemaType.KEYWORD,
+    "uploadedBy": qm.PayloadSchemaType.KEYWORD,
+    "contentType": qm.PayloadSchemaType.KEYWORD,
+    "uploadedAt": qm.PayloadSchemaType.DATETIME,
+    "width": qm.PayloadSchemaType.INTEGER,
+    "height": qm.PayloadSchemaType.INTEGER,
+}
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -48,7 +59,8 @@ def create_collection(client: QdrantClient, name: str, dim: int) -> None:
             )
         ),
     )
-    client.create_payload_index(name, "tenantId", qm.PayloadSchemaType.KEYWORD)
+    for key, schema in PAYLOAD_INDEXES.items():
+        client.create_payload_index(name, key, schema)
 
 
 def ensure_tenant_collection(client: QdrantClient, tenant_id: str, model: str, dim: int) -> str:
@@ -154,20 +166,46 @@ def search(
     query: np.ndarray | uuid.UUID,
     limit: int,
     exclude: uuid.UUID | None = None,
+    must: Sequence[qm.FieldCondition] = (),
+    score_threshold: float | None = None,
+    offset: int = 0,
 ) -> list[Hit]:
+    """The `limit` nearest points (after `offset`), best first, that pass `must` and score at
+    least `score_threshold`."""
     query_filter = None
-    if exclude is not None:
-        query_filter = qm.Filter(must_not=[qm.HasIdCondition(has_id=[point_id(exclude)])])
+    if exclude is not None or must:
+        query_filter = qm.Filter(
+            must=list(must) or None,
+            must_not=[qm.HasIdCondition(has_id=[point_id(exclude)])] if exclude else None,
+        )
     response = client.query_points(
         collection,
         query=point_id(query) if isinstance(query, uuid.UUID) else query.astype(float).tolist(),
         limit=limit,
+        offset=offset or None,
         query_filter=query_filter,
+        score_threshold=score_threshold,
         with_payload=True,
     )
     return [
         Hit(uuid.UUID(str(p.id)), float(p.score), dict(p.payload or {})) for p in response.points
     ]
+
+
+def delete_points(
+    client: QdrantClient, collections: Sequence[str], ids: Sequence[uuid.UUID]
+) -> None:
+    """Delete the images' points from each collection (an alias, a collection being built, one
+    kept for a rollback)."""
+    selector = qm.PointIdsList(points=[point_id(i) for i in ids])
+    for name in collections:
+        client.delete(name, points_selector=selector, wait=True)
+
+
+def tenant_collections(client: QdrantClient, tenant_id: str, model: str) -> list[str]:
+    """Every physical collection of the tenant and model: live, being built, or kept."""
+    prefix = collection_alias(tenant_id, model) + "_v"
+    return [c.name for c in client.get_collections().collections if c.name.startswith(prefix)]
 
 
 def count(client: QdrantClient, collection: str) -> int:

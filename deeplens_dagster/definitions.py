@@ -7,8 +7,9 @@ run or sensor first uses them, through the same factories as the API.
 import dagster as dg
 
 from deeplens_dagster.assets.checks import embeddings_are_unit_vectors
+from deeplens_dagster.assets.duplicates import duplicate_groups
 from deeplens_dagster.assets.ingest import embeddings, images, indexed_vectors
-from deeplens_dagster.jobs import ingest_job
+from deeplens_dagster.jobs import duplicates_job, ingest_job
 from deeplens_dagster.resources import (
     BlobStoreResource,
     CatalogResource,
@@ -16,16 +17,23 @@ from deeplens_dagster.resources import (
     KafkaResource,
     QdrantResource,
 )
+from deeplens_dagster.sensors.duplicates import duplicates_sensor
 from deeplens_dagster.sensors.failures import ingest_failure_sensor
 from deeplens_dagster.sensors.reconciler import reconciler
 from deeplens_dagster.sensors.tenants import tenant_partitions_sensor
 from deeplens_dagster.sensors.uploads import image_upload_sensor
 
 defs = dg.Definitions(
-    assets=[images, embeddings, indexed_vectors],
+    assets=[images, embeddings, indexed_vectors, duplicate_groups],
     asset_checks=[embeddings_are_unit_vectors],
-    jobs=[ingest_job],
-    sensors=[image_upload_sensor, ingest_failure_sensor, tenant_partitions_sensor, reconciler],
+    jobs=[ingest_job, duplicates_job],
+    sensors=[
+        image_upload_sensor,
+        ingest_failure_sensor,
+        tenant_partitions_sensor,
+        reconciler,
+        duplicates_sensor,
+    ],
     # Every run in one process, asset backfills from the UI included (a process per step costs
     # a process start each, about 1.5 s of imports).
     executor=dg.in_process_executor,

@@ -11,3 +11,10 @@ ingest_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Embed and index a batch of a tenant's uploads (or, with no batch, all of them).",
 )
+
+duplicates_job = dg.define_asset_job(
+    "duplicates",
+    selection=dg.AssetSelection.assets("duplicate_groups"),
+    executor_def=dg.in_process_executor,
+    description="Update a tenant's duplicate groups with its newly indexed images.",
+)

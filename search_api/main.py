@@ -7,7 +7,15 @@ from fastapi import FastAPI
 from deeplens.settings import Settings
 from search_api import errors, limits
 from search_api.lifespan import lifespan
-from search_api.routes import health, images, processing, search, tenants
+from search_api.routes import (
+    duplicates,
+    health,
+    images,
+    library,
+    processing,
+    search,
+    tenants,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -23,7 +31,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tenants.router)
     app.include_router(images.router)
+    app.include_router(library.router)
     app.include_router(search.router)
+    app.include_router(duplicates.router)
     app.include_router(processing.router)
     return app
 

@@ -84,6 +84,45 @@ class ImageDetails(ApiModel):
     sha256: str
     failure_reason: str | None = None
     indexed_at: datetime | None = None
+    content_url: str = Field(description="The original bytes.")
+    thumbnail_url: str = Field(description="A JPEG thumbnail (256 px; `?size=` for others).")
+
+    @classmethod
+    def of(cls, image: Any) -> ImageDetails:
+        """The details of a catalog `Image` row."""
+        return cls(
+            image_id=image.image_id,
+            tenant_id=image.tenant_id,
+            file_name=image.file_name,
+            content_type=image.content_type,
+            file_size=image.file_size,
+            width=image.width,
+            height=image.height,
+            uploaded_by=image.uploaded_by,
+            metadata=image.metadata,
+            uploaded_at=image.uploaded_at,
+            status=image.status,
+            sha256=image.sha256,
+            failure_reason=image.failure_reason,
+            indexed_at=image.indexed_at,
+            content_url=content_url(image.image_id),
+            thumbnail_url=thumbnail_url(image.image_id),
+        )
+
+
+class ImageList(ApiModel):
+    items: list[ImageDetails]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+def content_url(image_id: uuid.UUID) -> str:
+    return f"/api/v1/images/{image_id}/content"
+
+
+def thumbnail_url(image_id: uuid.UUID, size: int = 256) -> str:
+    return f"/api/v1/images/{image_id}/thumbnail?size={size}"
 
 
 class StepView(ApiModel):
@@ -149,6 +188,8 @@ class SearchHit(ApiModel):
     uploaded_by: str | None
     uploaded_at: datetime
     metadata: dict[str, Any]
+    content_url: str
+    thumbnail_url: str
 
 
 class SearchResponse(ApiModel):

@@ -24,6 +24,12 @@ from bench.context import Context, say
 from deeplens import clients, vectors
 from deeplens.model.registry import get_model
 
+FILTERED_UPLOADER = "bench-one-in-ten"
+
+
+def uploader(n: int) -> str:
+    return FILTERED_UPLOADER if n % 10 == 0 else "bench-others"
+
 
 def run(ctx: Context) -> dict[str, Any]:
     cfg = ctx.config
@@ -51,8 +57,12 @@ def run(ctx: Context) -> dict[str, Any]:
         matrix = rng.standard_normal((size, dim)).astype(np.float32)
         matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
         ids = [uuid.UUID(bytes=rng.bytes(16), version=4) for _ in range(size)]
-        payload = {"tenantId": tenant.tenant_id, "synthetic": True}
-        vectors.upsert(local.client, alias, ids, matrix, [payload] * size)
+        # One in ten carries the uploader the filtered search asks for.
+        payloads = [
+            {"tenantId": tenant.tenant_id, "synthetic": True, "uploadedBy": uploader(start + n)}
+            for n in range(size)
+        ]
+        vectors.upsert(local.client, alias, ids, matrix, payloads)
 
     with ThreadPoolExecutor(cfg.vector_parallel, thread_name_prefix="bench-upsert") as pool:
         list(pool.map(insert, batches))

@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 from bench import api, profiling
 from bench.context import Context, say
+from bench.phases.scale import FILTERED_UPLOADER
 from bench.stats import summary
 from bench.workload import Item, sample
 from deeplens_local import synthetic
 
 TOP_K = 10
+FILTER = json.dumps({"uploadedBy": FILTERED_UPLOADER})
 WARMUP = 5
 PROFILED = 60  # queries of each kind in the (separate, unmeasured) profiled pass
 
@@ -28,6 +31,10 @@ def run(ctx: Context) -> dict[str, Any]:
         for data in warm:
             api.search_image(client, tenant, data, "image/jpeg", TOP_K)
         by_image = [api.search_image(client, tenant, i.data, i.kind.mime, TOP_K) for i in picked]
+        # The same queries restricted to a tenth of the collection (an indexed payload field).
+        filtered = [
+            api.search_image(client, tenant, i.data, i.kind.mime, TOP_K, FILTER) for i in picked
+        ]
         by_id = [api.similar(client, tenant, ctx.bulk_ids[i.seed], TOP_K) for i in picked]
         again_id = [api.similar(client, tenant, ctx.bulk_ids[i.seed], TOP_K) for i in picked]
         again_image = [api.search_image(client, tenant, i.data, i.kind.mime, TOP_K) for i in picked]
@@ -38,6 +45,7 @@ def run(ctx: Context) -> dict[str, Any]:
     )
     for name, answers, cached in (
         ("by_image", by_image, False),
+        ("filtered_by_image", filtered, False),
         ("by_id", by_id, False),
         ("cached_by_id", again_id, True),
         ("cached_by_image", again_image, True),

@@ -212,7 +212,8 @@ def _event_json(event: events.Envelope) -> dict[str, Any]:
 def get(
     conn: psycopg.Connection, image_id: uuid.UUID, tenant_id: str | None = None
 ) -> Image | None:
-    sql = f"SELECT {COLUMNS} FROM deeplens.images WHERE image_id = %s"
+    """The image (not one being deleted)."""
+    sql = f"SELECT {COLUMNS} FROM deeplens.images WHERE image_id = %s AND status <> 'deleting'"
     params: tuple[Any, ...] = (image_id,)
     if tenant_id is not None:
         sql += " AND tenant_id = %s"
@@ -223,12 +224,69 @@ def get(
 
 
 def get_many(conn: psycopg.Connection, tenant_id: str, image_ids: list[uuid.UUID]) -> list[Image]:
+    """The images of `image_ids` that exist (and are not being deleted)."""
     with conn.cursor(row_factory=class_row(Image)) as cur:
         cur.execute(
-            f"SELECT {COLUMNS} FROM deeplens.images WHERE tenant_id = %s AND image_id = ANY(%s)",
+            f"SELECT {COLUMNS} FROM deeplens.images WHERE tenant_id = %s AND image_id = ANY(%s)"
+            f" AND status <> 'deleting'",
             (tenant_id, image_ids),
         )
         return cur.fetchall()
+
+
+def page(
+    conn: psycopg.Connection,
+    tenant_id: str,
+    where: str,
+    params: list[Any],
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+    newest_first: bool,
+) -> list[Image]:
+    """A page of the tenant's images in upload order, `where` (SQL over the images' columns)
+    holding, after the keyset `after`: a page never repeats or skips an image, whatever is
+    uploaded meanwhile."""
+    op, order = ("<", "DESC") if newest_first else (">", "ASC")
+    sql = (
+        f"SELECT {COLUMNS} FROM deeplens.images WHERE tenant_id = %s AND status <> 'deleting'"
+        f" AND ({where})"
+    )
+    args: list[Any] = [tenant_id, *params]
+    if after is not None:
+        sql += f" AND (uploaded_at, image_id) {op} (%s, %s)"
+        args += [after[0], after[1]]
+    sql += f" ORDER BY uploaded_at {order}, image_id {order} LIMIT %s"
+    args.append(limit)
+    with conn.cursor(row_factory=class_row(Image)) as cur:
+        cur.execute(sql, args)
+        return cur.fetchall()
+
+
+def start_delete(conn: psycopg.Connection, tenant_id: str, image_id: uuid.UUID) -> Image | None:
+    """Mark the image `deleting` (hidden from every read, left alone by runs); returns it, or
+    None if the tenant has no such image. A deletion that stopped half-way is taken up again."""
+    with conn.cursor(row_factory=class_row(Image)) as cur:
+        cur.execute(
+            f"UPDATE deeplens.images SET status = 'deleting', updated_at = now()"
+            f" WHERE tenant_id = %s AND image_id = %s RETURNING {COLUMNS}",
+            (tenant_id, image_id),
+        )
+        return cur.fetchone()
+
+
+def finish_delete(conn: psycopg.Connection, image_id: uuid.UUID) -> None:
+    conn.execute("DELETE FROM deeplens.images WHERE image_id = %s", (image_id,))
+
+
+def gone(conn: psycopg.Connection, tenant_id: str, image_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Of `image_ids`, those deleted (or being deleted) since a run read them."""
+    rows = conn.execute(
+        "SELECT image_id FROM deeplens.images WHERE tenant_id = %s AND image_id = ANY(%s)"
+        " AND status <> 'deleting'",
+        (tenant_id, image_ids),
+    ).fetchall()
+    alive = {r[0] for r in rows}
+    return [i for i in image_ids if i not in alive]
 
 
 def for_tenant(conn: psycopg.Connection, tenant_id: str, statuses: tuple[str, ...]) -> list[Image]:
@@ -257,7 +315,7 @@ def mark_processing(
         "UPDATE deeplens.images SET status = 'processing', failure_reason = NULL,"
         " processing_started_at = coalesce(processing_started_at, now()), updated_at = now(),"
         " run_id = coalesce(%s, run_id), next_attempt_at = NULL"
-        " WHERE image_id = ANY(%s) AND status <> 'completed'",
+        " WHERE image_id = ANY(%s) AND status NOT IN ('completed', 'deleting')",
         (run_id, image_ids),
     )
 
@@ -265,7 +323,7 @@ def mark_processing(
 def mark_embedded(conn: psycopg.Connection, image_ids: list[uuid.UUID]) -> None:
     conn.execute(
         "UPDATE deeplens.images SET embedded_at = now(), updated_at = now()"
-        " WHERE image_id = ANY(%s) AND status <> 'completed'",
+        " WHERE image_id = ANY(%s) AND status NOT IN ('completed', 'deleting')",
         (image_ids,),
     )
 
@@ -279,8 +337,8 @@ def mark_completed(
             f"UPDATE deeplens.images SET status = 'completed', indexed_at = now(),"
             f" failure_reason = NULL, last_error = NULL, retry_since = NULL,"
             f" next_attempt_at = NULL, updated_at = now()"
-            f" WHERE tenant_id = %s AND image_id = ANY(%s) AND status <> 'completed'"
-            f" RETURNING {COLUMNS}",
+            f" WHERE tenant_id = %s AND image_id = ANY(%s)"
+            f" AND status NOT IN ('completed', 'deleting') RETURNING {COLUMNS}",
             (tenant_id, image_ids),
         )
         return cur.fetchall()
@@ -296,7 +354,7 @@ def mark_failed(
             cur.execute(
                 f"UPDATE deeplens.images SET status = 'failed', failure_reason = %s,"
                 f" updated_at = now() WHERE tenant_id = %s AND image_id = %s"
-                f" AND status <> 'completed' RETURNING {COLUMNS}",
+                f" AND status NOT IN ('completed', 'deleting') RETURNING {COLUMNS}",
                 (reason[:2000], tenant_id, image_id),
             )
             row = cur.fetchone()

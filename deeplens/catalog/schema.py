@@ -116,6 +116,36 @@ MIGRATIONS: list[str] = [
         retired_at  timestamptz NOT NULL DEFAULT now()
     );
     """,
+    # 4: duplicate groups. Each image's vector is hashed (the exact tier: the same picture in
+    # another file gives the same vector); pairs of images more similar than the tenant's
+    # threshold are edges (the near tier); groups are the edges' connected components.
+    """
+    ALTER TABLE deeplens.images
+        ADD COLUMN vector_sha256 text,
+        ADD COLUMN grouped_at    timestamptz;
+    CREATE INDEX images_ungrouped ON deeplens.images (tenant_id)
+        WHERE status = 'completed' AND grouped_at IS NULL;
+    CREATE INDEX images_vectors ON deeplens.images (tenant_id, vector_sha256)
+        WHERE vector_sha256 IS NOT NULL;
+    ALTER TABLE deeplens.tenants ADD COLUMN near_duplicate_threshold real;
+    CREATE TABLE deeplens.duplicate_edges (
+        tenant_id text NOT NULL REFERENCES deeplens.tenants ON DELETE CASCADE,
+        a         uuid NOT NULL REFERENCES deeplens.images ON DELETE CASCADE,
+        b         uuid NOT NULL REFERENCES deeplens.images ON DELETE CASCADE,
+        score     real NOT NULL,
+        PRIMARY KEY (a, b)
+    );
+    CREATE INDEX duplicate_edges_b ON deeplens.duplicate_edges (b);
+    CREATE TABLE deeplens.duplicate_groups (
+        tenant_id text NOT NULL REFERENCES deeplens.tenants ON DELETE CASCADE,
+        tier      text NOT NULL,
+        group_no  integer NOT NULL,
+        image_id  uuid NOT NULL REFERENCES deeplens.images ON DELETE CASCADE,
+        score     real NOT NULL,
+        size      integer NOT NULL,
+        PRIMARY KEY (tenant_id, tier, group_no, image_id)
+    );
+    """,
 ]
 
 

@@ -254,19 +254,4 @@ def retry_image(image: ImageDep, db: DbDep) -> RetryAccepted:
 @router.get("/{image_id}", response_model=ImageDetails)
 def image_details(image: ImageDep) -> ImageDetails:
     """What was stored about the image."""
-    return ImageDetails(
-        image_id=image.image_id,
-        tenant_id=image.tenant_id,
-        file_name=image.file_name,
-        content_type=image.content_type,
-        file_size=image.file_size,
-        width=image.width,
-        height=image.height,
-        uploaded_by=image.uploaded_by,
-        metadata=image.metadata,
-        uploaded_at=image.uploaded_at,
-        status=image.status,
-        sha256=image.sha256,
-        failure_reason=image.failure_reason,
-        indexed_at=image.indexed_at,
-    )
+    return ImageDetails.of(image)

@@ -6,6 +6,8 @@ are cached in Redis for a minute, keyed by the tenant's generation (see `deeplen
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from psycopg_pool import ConnectionPool
 from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from deeplens import vectors
+from deeplens import filters, vectors
 from deeplens.blobs import sha256_hex
 from deeplens.cache import SearchCache
 from deeplens.catalog import images
@@ -36,18 +38,82 @@ from search_api.deps import (
     confirm_tenant,
 )
 from search_api.embedding import QueryModel
-from search_api.schemas import SearchHit, SearchResponse
+from search_api.schemas import SearchHit, SearchResponse, content_url, thumbnail_url
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 
 MAX_TOP_K = 100
+MAX_OFFSET = 10_000
 TopKQuery = Annotated[int, Query(alias="topK", ge=1, le=MAX_TOP_K, description="Results (1-100).")]
 
+FILTER_HELP = (
+    'A JSON object: {"field": value | [values] | {"gte"|"gt"|"lte"|"lt": bound}}, combined with '
+    "and. Fields: uploadedBy, contentType, uploadedAt (ISO 8601), width, height, metadata.<key>."
+    ' Example: {"uploadedBy": "alice", "width": {"gte": 1024}}'
+)
 SEARCH_FORM = forms.image_form_schema(
     "Search",
     "The query image (JPEG, PNG, WebP, GIF, BMP).",
-    {"topK": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": 10}},
+    {
+        "topK": {"type": "integer", "minimum": 1, "maximum": MAX_TOP_K, "default": 10},
+        "filter": {"type": "string", "description": FILTER_HELP},
+        "scoreThreshold": {"type": "number", "description": "Leave out hits scoring below it."},
+        "offset": {"type": "integer", "minimum": 0, "default": 0, "description": "Hits to skip."},
+    },
 )
+
+
+@dataclass(frozen=True)
+class Query_:
+    """What a search asks beside its query: how many, which images, how similar at least."""
+
+    top_k: int
+    conditions: list[filters.Condition]
+    score_threshold: float | None
+    offset: int
+
+    def cache_key(self) -> str:
+        asked = [
+            self.top_k,
+            [(c.field, c.equals, c.bounds) for c in self.conditions],
+            self.score_threshold,
+            self.offset,
+        ]
+        return hashlib.sha256(json.dumps(asked, default=str).encode()).hexdigest()[:16]
+
+    @classmethod
+    def of(
+        cls,
+        top_k: int,
+        filter_: str | None,
+        score_threshold: str | float | None,
+        offset: str | int | None,
+    ) -> Query_:
+        """From the request's fields; 400 (filter) or 422 (numbers) with what is wrong."""
+        try:
+            conditions = filters.parse(filter_)
+        except filters.FilterError as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+        threshold = None
+        if score_threshold not in (None, ""):
+            try:
+                threshold = float(score_threshold)
+            except ValueError as exc:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT, "scoreThreshold must be a number"
+                ) from exc
+        skip = 0
+        if offset not in (None, ""):
+            try:
+                skip = int(offset)
+            except ValueError:
+                skip = -1
+            if not 0 <= skip <= MAX_OFFSET:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    f"offset must be a whole number from 0 to {MAX_OFFSET}",
+                )
+        return cls(top_k, conditions, threshold, skip)
 
 
 @dataclass(frozen=True)
@@ -95,11 +161,16 @@ def _search_by_image(
     started: float,
 ) -> JSONResponse:
     form, file = forms.read_image_form(content_type, body)
-    top_k = _top_k(form.text("topK"))
+    asked = Query_.of(
+        _top_k(form.text("topK")),
+        form.text("filter"),
+        form.text("scoreThreshold"),
+        form.text("offset"),
+    )
     data = file.data
     validation.check_size(len(data), max_bytes)
     tenant = searcher.tenant
-    key = searcher.cache.key(tenant.tenant_id, "image", sha256_hex(data), top_k)
+    key = searcher.cache.key(tenant.tenant_id, "image", sha256_hex(data), asked.cache_key())
     if (hit := searcher.cache.get(key)) is not None:
         return _answer(hit, started, cached=True)
 
@@ -118,7 +189,15 @@ def _search_by_image(
             status.HTTP_400_BAD_REQUEST, f"the query image cannot be decoded: {exc}"
         ) from exc
     try:
-        hits = vectors.search(searcher.qdrant, tenant.collection_alias, vector, top_k)
+        hits = vectors.search(
+            searcher.qdrant,
+            tenant.collection_alias,
+            vector,
+            asked.top_k,
+            must=filters.to_qdrant(asked.conditions),
+            score_threshold=asked.score_threshold,
+            offset=asked.offset,
+        )
     except UnexpectedResponse as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -156,10 +235,16 @@ def similar_images(
     qdrant: QdrantDep,
     cache: CacheDep,
     top_k: TopKQuery = 10,
+    filter_: Annotated[str | None, Query(alias="filter", description=FILTER_HELP)] = None,
+    score_threshold: Annotated[
+        float | None, Query(alias="scoreThreshold", description="Leave out hits scoring below it.")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Hits to skip.")] = 0,
 ) -> JSONResponse:
     """The tenant's images most similar to a stored one (which is left out), best first."""
     started = time.perf_counter()
-    key = cache.key(tenant.tenant_id, "id", str(image_id), top_k)
+    asked = Query_.of(top_k, filter_, score_threshold, offset)
+    key = cache.key(tenant.tenant_id, "id", str(image_id), asked.cache_key())
     if (hit := cache.get(key)) is not None:
         return _answer(hit, started, cached=True)
 
@@ -175,7 +260,16 @@ def similar_images(
             "ask again once its status is 'completed'",
         )
     try:
-        hits = vectors.search(qdrant, tenant.collection_alias, image_id, top_k, exclude=image_id)
+        hits = vectors.search(
+            qdrant,
+            tenant.collection_alias,
+            image_id,
+            asked.top_k,
+            exclude=image_id,
+            must=filters.to_qdrant(asked.conditions),
+            score_threshold=asked.score_threshold,
+            offset=asked.offset,
+        )
     except UnexpectedResponse as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -209,6 +303,8 @@ def _body(
             uploaded_by=row.uploaded_by,
             uploaded_at=row.uploaded_at,
             metadata=row.metadata,
+            content_url=content_url(h.image_id),
+            thumbnail_url=thumbnail_url(h.image_id),
         ).model_dump(mode="json", by_alias=True)
         for h in hits
         if (row := rows.get(h.image_id)) is not None

@@ -76,25 +76,25 @@ class FakeRedis:
 def test_search_cache_is_invalidated_per_tenant() -> None:
     client = FakeRedis()
     cache = SearchCache(client)  # type: ignore[arg-type]
-    mine = cache.key("acme", "image", "abc", 10)
-    theirs = cache.key("globex", "image", "abc", 10)
+    mine = cache.key("acme", "image", "abc", "k10")
+    theirs = cache.key("globex", "image", "abc", "k10")
     assert mine != theirs
     cache.put(mine, {"results": [1]})
     cache.put(theirs, {"results": [2]})
-    assert cache.get(cache.key("acme", "image", "abc", 10)) == {"results": [1]}
-    assert cache.get(cache.key("acme", "image", "abc", 5)) is None, "top-K is part of the key"
+    assert cache.get(cache.key("acme", "image", "abc", "k10")) == {"results": [1]}
+    assert cache.get(cache.key("acme", "image", "abc", "k5")) is None, "how it was asked counts"
 
     cache.invalidate("acme")
     assert client.data[generation_key("acme")] == b"1"
-    assert cache.get(cache.key("acme", "image", "abc", 10)) is None
-    assert cache.get(cache.key("globex", "image", "abc", 10)) == {"results": [2]}
+    assert cache.get(cache.key("acme", "image", "abc", "k10")) is None
+    assert cache.get(cache.key("globex", "image", "abc", "k10")) == {"results": [2]}
 
 
 def test_search_cache_steps_aside_when_redis_is_down() -> None:
     client = FakeRedis()
     cache = SearchCache(client)  # type: ignore[arg-type]
     client.down = True
-    key = cache.key("acme", "id", "x", 10)
+    key = cache.key("acme", "id", "x", "k10")
     assert key is None
     assert cache.get(key) is None
     cache.put(key, {"results": []})

@@ -7,8 +7,10 @@ import uuid
 
 import dagster as dg
 import httpx
+import psycopg
 
 from deeplens import clients, vectors
+from deeplens.catalog import runs
 from deeplens_dagster.assets.checks import embeddings_are_unit_vectors
 from deeplens_dagster.assets.ingest import embeddings, images, indexed_vectors
 from deeplens_dagster.partitions import TENANTS
@@ -65,6 +67,9 @@ def test_backfill_rebuilds_into_a_new_collection_without_the_model(
     after = vectors.alias_target(qdrant, alias)
     assert after is not None and after != before
     assert qdrant.count(alias, exact=True).count == 6
-    assert not qdrant.collection_exists(before)
+    assert qdrant.collection_exists(before), "kept for a rollback until its grace period ends"
+    with psycopg.connect(stack.env["DEEPLENS_DATABASE_URL"]) as conn:
+        retired = runs.latest_retired(conn, alias)
+    assert retired is not None and (retired.collection, retired.replaced_by) == (before, after)
     checks = result.get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
