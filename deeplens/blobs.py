@@ -28,24 +28,26 @@ class BlobStore:
             raise ValueError(f"blob key {key!r} escapes the blob root")
         return path
 
-    def put(self, tenant_id: str, data: bytes, digest: str | None = None) -> str:
+    def put(
+        self, tenant_id: str, data: bytes, digest: str | None = None, force: bool = False
+    ) -> str:
         """Store ``data`` durably and return its key.
 
         When this returns, the bytes and their directory entry are on disk (fsync), so a 202
         that follows survives a crash. The same bytes again are a no-op, unless the file there
-        is missing or partial (a crash elsewhere, a damaged copy): then it is written again,
-        which is how a re-upload repairs it. Raises `OSError` (disk full, store unavailable)
-        with nothing left behind.
+        is missing or shorter (a partial copy), or `force` (a failed image uploaded again: its
+        copy may be damaged): then it is written again, which is how a re-upload repairs it.
+        Raises `OSError` (disk full, store unavailable) with nothing left behind.
         """
         key = self.key_for(tenant_id, digest or sha256_hex(data))
-        self.put_at(key, data)
+        self.put_at(key, data, force)
         return key
 
-    def put_at(self, key: str, data: bytes) -> None:
+    def put_at(self, key: str, data: bytes, force: bool = False) -> None:
         """Store `data` under `key` as `put` does (derived files: thumbnails)."""
         path = self.path(key)
         try:
-            if path.stat().st_size == len(data):
+            if not force and path.stat().st_size == len(data):
                 return
         except FileNotFoundError:
             pass

@@ -89,9 +89,22 @@ def _condition(name: str, value: Any, allow_status: bool) -> Condition:
     values = value if isinstance(value, list) else [value]
     if not values or len(values) > MAX_VALUES:
         raise FilterError(f"filter field {name!r}: give 1 to {MAX_VALUES} values")
-    return Condition(
-        name, kind, payload_key, column, equals=tuple(_scalar(name, kind, v) for v in values)
-    )
+    if kind == "datetime":
+        raise FilterError(
+            f"filter field {name!r}: compare upload times with a range, "
+            '{"gte": "2026-01-01T00:00:00Z", "lt": ...}'
+        )
+    equals = tuple(_scalar(name, kind, v) for v in values)
+    for v in equals:
+        if isinstance(v, float):
+            raise FilterError(
+                f"filter field {name!r}: {v} is not a whole number; match decimals with a range"
+            )
+    if (len(equals) > 1 and len({type(v) for v in equals}) > 1) or any(
+        isinstance(v, bool) for v in equals[1:]
+    ):
+        raise FilterError(f"filter field {name!r}: a list holds strings only or whole numbers only")
+    return Condition(name, kind, payload_key, column, equals=equals)
 
 
 def _bounds(name: str, kind: Kind, spec: dict[str, Any]) -> tuple[tuple[str, Scalar], ...]:
@@ -150,13 +163,7 @@ def to_qdrant(conditions: list[Condition]) -> list[qm.FieldCondition]:
                 out.append(qm.FieldCondition(key=c.payload_key, range=qm.Range(**bounds)))
             continue
         values = list(c.equals)
-        if c.kind == "datetime":
-            out.append(
-                qm.FieldCondition(
-                    key=c.payload_key, range=qm.DatetimeRange(gte=values[0], lte=values[0])
-                )
-            )
-        elif len(values) == 1:
+        if len(values) == 1:
             out.append(qm.FieldCondition(key=c.payload_key, match=qm.MatchValue(value=values[0])))
         else:
             out.append(qm.FieldCondition(key=c.payload_key, match=qm.MatchAny(any=values)))

@@ -38,14 +38,15 @@ class Heartbeat:
         return self
 
     def stop(self) -> None:
-        """Stop beating and remove the run's heartbeat (it ended, one way or the other)."""
+        """Stop beating, with a last beat: the run is about to end, and until Dagster records
+        that it did, it must not look silent. The reconciler clears the row once it has."""
         self._stop.set()
         self._thread.join(self._interval + 5)
         try:
             with psycopg.connect(self._database_url, autocommit=True, connect_timeout=5) as conn:
-                runs.end(conn, self.run_id)
+                runs.beat(conn, self.run_id, self._tenant_id, socket.gethostname(), os.getpid())
         except psycopg.Error as exc:
-            log.warning("could not clear the heartbeat of run %s: %s", self.run_id, exc)
+            log.warning("could not beat the last heartbeat of run %s: %s", self.run_id, exc)
         self._close()
 
     def _run(self) -> None:

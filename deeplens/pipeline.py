@@ -84,11 +84,12 @@ def retry_later(
     error: str,
     policy: retries.RetryPolicy,
     stage: str,
+    run_id: str | None = None,
 ) -> retries.Retried:
-    """An infrastructure fault stopped these images: they are retried later, or fail (with a
-    ``processing.failed`` event) once the retry budget is spent."""
+    """An infrastructure fault stopped these images (in run `run_id`): they are retried later,
+    or fail (with a ``processing.failed`` event) once the retry budget is spent."""
     with conn.transaction():
-        outcome = retries.retry_later(conn, tenant_id, image_ids, error, policy)
+        outcome = retries.retry_later(conn, tenant_id, image_ids, error, policy, run_id)
         for image in outcome.gave_up:
             event = events.ProcessingFailed(
                 tenant_id=tenant_id,
@@ -314,10 +315,10 @@ def index(
                 )
             old = vectors.swap_alias(client, alias, target)
             swapped = True
-            _catch_up(conn, client, target, tenant_id, model, model_version, rebuild_started)
             if old is not None and old != target:
                 # Kept for a rollback; the reconciler drops it after the grace period.
                 run_records.retire(conn, tenant_id, alias, old, replaced_by=target)
+            _catch_up(conn, client, target, tenant_id, model, model_version, rebuild_started)
             outcome.rebuilt_from = old
             outcome.collection = target
             lap = outcome.lap("swap", lap)

@@ -16,13 +16,16 @@ def store(
     vectors: np.ndarray,
 ) -> None:
     rows = [
-        (image_id, model, model_version, np.ascontiguousarray(vec, dtype="<f4").tobytes())
+        (image_id, model, model_version, np.ascontiguousarray(vec, dtype="<f4").tobytes(), image_id)
         for image_id, vec in zip(image_ids, vectors, strict=True)
     ]
     with conn.cursor() as cur:
+        # An image deleted while its run embedded it has no row left: nothing is stored for it.
         cur.executemany(
             "INSERT INTO deeplens.embeddings (image_id, model, model_version, vector)"
-            " VALUES (%s, %s, %s, %s) ON CONFLICT (image_id, model) DO UPDATE"
+            " SELECT %s, %s, %s, %s WHERE EXISTS"
+            " (SELECT FROM deeplens.images WHERE image_id = %s)"
+            " ON CONFLICT (image_id, model) DO UPDATE"
             " SET model_version = EXCLUDED.model_version, vector = EXCLUDED.vector,"
             " created_at = now()",
             rows,

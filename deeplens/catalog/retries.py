@@ -58,9 +58,11 @@ def retry_later(
     image_ids: list[uuid.UUID],
     error: str,
     policy: RetryPolicy,
+    run_id: str | None = None,
 ) -> Retried:
     """Count a failed attempt for each waiting image of `image_ids`: `retrying`, or `failed`
-    once the budget is spent. Completed and failed images are left alone."""
+    once the budget is spent. Completed and failed images are left alone, and so, with
+    `run_id`, are images that another run has taken up since."""
     with conn.cursor(row_factory=class_row(Image)) as cur:
         cur.execute(
             f"""UPDATE deeplens.images SET
@@ -75,12 +77,14 @@ def retry_later(
                         >= make_interval(secs => %(budget)s)
                         THEN format('gave up after %%s attempts over %%s min of infrastructure '
                                     'faults; the last: %%s', attempts + 1,
-                                    round(extract(epoch FROM now() - retry_since) / 60),
+                                    round(extract(epoch FROM now()
+                                        - coalesce(retry_since, now())) / 60),
                                     %(error)s::text)
                         ELSE NULL END,
                     updated_at = now()
                 WHERE tenant_id = %(tenant)s AND image_id = ANY(%(ids)s)
                     AND status = ANY(%(waiting)s)
+                    AND (%(run)s::text IS NULL OR run_id IS NULL OR run_id = %(run)s::text)
                 RETURNING {COLUMNS}""",
             {
                 "error": error[:2000],
@@ -90,6 +94,7 @@ def retry_later(
                 "tenant": tenant_id,
                 "ids": image_ids,
                 "waiting": list(WAITING),
+                "run": run_id,
             },
         )
         rows = cur.fetchall()
@@ -99,15 +104,22 @@ def retry_later(
     )
 
 
-def claim_due(conn: psycopg.Connection, limit: int = 10_000) -> dict[str, list[uuid.UUID]]:
-    """Images whose next attempt is due, by tenant; they move to ``queued`` (for a new run)."""
+LEASE_SECONDS = 600.0
+
+
+def claim_due(
+    conn: psycopg.Connection, limit: int = 10_000, lease_seconds: float = LEASE_SECONDS
+) -> dict[str, list[uuid.UUID]]:
+    """Images whose next attempt is due, by tenant, for a new run. They stay `retrying` until
+    the run takes them up; if it never does (the claim's run was lost), they are due again
+    after `lease_seconds`."""
     rows = conn.execute(
-        "UPDATE deeplens.images SET status = 'queued', next_attempt_at = NULL, updated_at = now()"
+        "UPDATE deeplens.images SET next_attempt_at = now() + make_interval(secs => %s)"
         " WHERE image_id IN (SELECT image_id FROM deeplens.images"
         "   WHERE status = 'retrying' AND next_attempt_at <= now()"
         "   ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED)"
         " RETURNING tenant_id, image_id",
-        (limit,),
+        (lease_seconds, limit),
     ).fetchall()
     return _by_tenant(rows)
 

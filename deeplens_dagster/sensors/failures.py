@@ -54,6 +54,7 @@ def ingest_failure_sensor(context: dg.RunFailureSensorContext, catalog_db: Catal
             f"run {run.run_id[:8]} failed: {reason}",
             retries.RetryPolicy.of(catalog_db.settings),
             stage="run",
+            run_id=run.run_id,
         )
     context.log.info(
         "run %s of tenant %s failed: %d image(s) to retry, %d out of retry budget",

@@ -33,13 +33,13 @@ from deeplens.catalog import runs as run_records
 from deeplens_dagster.jobs import ingest_job
 from deeplens_dagster.partitions import TENANTS, tenant_partitions
 from deeplens_dagster.resources import CatalogResource, QdrantResource
-from deeplens_dagster.sensors.uploads import IN_FLIGHT, MAX_BATCH
+from deeplens_dagster.sensors.uploads import IN_FLIGHT, MAX_BATCH, max_runtime
 
 TICK_SECONDS = 10
 # A tick more than this after the one before means the reconciler was not watching meanwhile.
 GAP_SECONDS = 3 * TICK_SECONDS
-# An image `processing` in a run that has ended gets this long before it counts as left behind
-# (the run's own failure handling goes first).
+# An image `processing` in a run that ended at least this long ago counts as left behind (the
+# run's own failure handling goes first).
 ORPHAN_AFTER_SECONDS = 30.0
 ENDED = {
     dg.DagsterRunStatus.SUCCESS,
@@ -76,6 +76,7 @@ def reconciler(
     instance = context.instance
     with catalog_db.connection() as conn:
         beats = run_records.heartbeats(conn)
+        _forget_ended(context, conn, beats)
         if now - watching_since > settings.run_dead_after_seconds:
             _fail_silent_runs(context, beats, settings.run_dead_after_seconds)
         _retry_left_behind(context, conn, policy, settings.stuck_after_seconds)
@@ -97,6 +98,7 @@ def reconciler(
                 "deeplens/tenant": tenant_id,
                 "deeplens/retry": "true",
                 "deeplens/images": str(len(part)),
+                "dagster/max_runtime": max_runtime(len(part)),
             },
         )
         for tenant_id, ids in sorted(due.items())
@@ -141,6 +143,19 @@ def _fail_silent_runs(
         instance.report_run_failed(run, message=message)
 
 
+def _forget_ended(
+    context: dg.SensorEvaluationContext,
+    conn: psycopg.Connection,
+    beats: dict[str, run_records.Heartbeat],
+) -> None:
+    """Heartbeats of runs that have ended (a run beats one last time as it ends)."""
+    for run_id in list(beats):
+        run = context.instance.get_run_by_id(run_id)
+        if run is None or run.status in ENDED:
+            run_records.end(conn, run_id)
+            del beats[run_id]
+
+
 def _kill_worker(beat: run_records.Heartbeat) -> bool:
     """Kill a hung run worker on this host (a stopped process does not answer SIGTERM)."""
     if beat.host != socket.gethostname() or not is_run_worker(beat.pid):
@@ -173,16 +188,28 @@ def _retry_left_behind(
     stuck_after: float,
 ) -> None:
     instance = context.instance
-    orphans: dict[tuple[str, str], list[uuid.UUID]] = {}
+    orphans: dict[tuple[str, str, str | None], list[uuid.UUID]] = {}
+    ended: dict[str | None, str | None] = {}  # run id -> why its images are left behind
+
+    def left_behind(run_id: str | None) -> str | None:
+        """Why a `processing` image of this run is left behind, or None while it is not."""
+        if run_id not in ended:
+            record = instance.get_run_record_by_id(run_id) if run_id else None
+            if record is None:
+                ended[run_id] = "no run is processing it"
+            elif record.dagster_run.status not in ENDED:
+                ended[run_id] = None
+            elif record.end_time and time.time() - record.end_time < ORPHAN_AFTER_SECONDS:
+                ended[run_id] = None  # the run's own failure handling goes first
+            else:
+                status = record.dagster_run.status.value.lower()
+                ended[run_id] = f"run {str(run_id)[:8]} ended ({status}) without finishing it"
+        return ended[run_id]
+
     for image in retries.waiting_since(conn, ("processing",), ORPHAN_AFTER_SECONDS):
-        run = instance.get_run_by_id(image.run_id) if image.run_id else None
-        if run is None or run.status in ENDED:
-            reason = (
-                f"run {image.run_id[:8]} ended ({run.status.value.lower()}) without finishing it"
-                if run is not None and image.run_id
-                else "no run is processing it"
-            )
-            orphans.setdefault((image.tenant_id, reason), []).append(image.image_id)
+        if (reason := left_behind(image.run_id)) is not None:
+            key = (image.tenant_id, reason, image.run_id)
+            orphans.setdefault(key, []).append(image.image_id)
     # A tenant with a run queued or under way may have images waiting for it: not stuck.
     busy = {
         run.tags.get("dagster/partition")
@@ -192,9 +219,11 @@ def _retry_left_behind(
         if image.tenant_id in busy:
             continue
         reason = f"not taken up by a run within {stuck_after:.0f}s (its upload event was lost?)"
-        orphans.setdefault((image.tenant_id, reason), []).append(image.image_id)
-    for (tenant_id, reason), ids in orphans.items():
-        outcome = pipeline.retry_later(conn, tenant_id, ids, reason, policy, stage="reconciler")
+        orphans.setdefault((image.tenant_id, reason, None), []).append(image.image_id)
+    for (tenant_id, reason, run_id), ids in orphans.items():
+        outcome = pipeline.retry_later(
+            conn, tenant_id, ids, reason, policy, stage="reconciler", run_id=run_id
+        )
         context.log.warning(
             "tenant %s: %d image(s) left behind (%s): %d to retry, %d out of budget",
             tenant_id,

@@ -45,6 +45,13 @@ IN_FLIGHT = [
 ]
 
 
+def max_runtime(images: int) -> str:
+    """A batch run's time limit (the `dagster/max_runtime` tag, enforced by run monitoring):
+    generous, so that only a worker stuck while its heartbeat goes on (a deadlock) meets it;
+    its images are then retried."""
+    return str(int(300 + 0.5 * images))
+
+
 def read_cursor(cursor: str | None) -> tuple[str | None, dict[int, int]]:
     if not cursor:
         return None, {}
@@ -163,6 +170,7 @@ def image_upload_sensor(
                 "deeplens/tenant": batch.tenant_id,
                 "deeplens/offsets": batch.offsets,
                 "deeplens/images": str(len(batch.image_ids)),
+                "dagster/max_runtime": max_runtime(len(batch.image_ids)),
             },
         )
         for batch in plan.batches

@@ -157,8 +157,9 @@ def accept_upload(
 
     retried = False
     if not created and image.status == "failed":
-        # The same bytes as a failed image: the upload retries it (its blob was just repaired,
-        # if it had gone missing).
+        # The same bytes as a failed image: the upload repairs its stored copy (whatever
+        # happened to it) and retries it.
+        _put_blob(store.blobs, tenant.tenant_id, data, digest, force=True)
         with store.db.connection() as conn:
             again = retries.retry_failed(conn, tenant.tenant_id, [image.image_id])
         if again:
@@ -192,11 +193,13 @@ def accept_upload(
     )
 
 
-def _put_blob(blobs: BlobStore, tenant_id: str, data: bytes, digest: str) -> str:
+def _put_blob(
+    blobs: BlobStore, tenant_id: str, data: bytes, digest: str, force: bool = False
+) -> str:
     """The bytes, durably stored; 503 with `Retry-After` (nothing written) when the store can't
     take them: a full disk, a store that is down."""
     try:
-        return blobs.put(tenant_id, data, digest)
+        return blobs.put(tenant_id, data, digest, force)
     except OSError as exc:
         log.warning("blob store refused an upload of tenant %s: %s", tenant_id, exc)
         raise ServiceUnavailable(

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from PIL import Image, ImageEnhance
 
@@ -64,6 +65,15 @@ def groups(api_url: str, tenant: TenantHandle, tier: str) -> list[dict[str, Any]
             return found
 
 
+def ungrouped(stack: Stack, tenant_id: str) -> int:
+    with psycopg.connect(stack.env["DEEPLENS_DATABASE_URL"]) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM deeplens.images WHERE tenant_id = %s AND grouped_at IS NULL",
+            (tenant_id,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def pairs(sets: list[set[str]]) -> set[frozenset[str]]:
     return {frozenset(p) for s in sets for p in itertools.combinations(sorted(s), 2)}
 
@@ -100,9 +110,14 @@ def test_duplicate_groups_are_found_exactly_and_nearly(
     ids = upload_all(api_url, tenant, files)
     assert_healed(stack, tenant, ids)
     deadline = time.monotonic() + 240
-    while not groups(api_url, tenant, "exact") and time.monotonic() < deadline:
+    while ungrouped(stack, tenant.tenant_id) and time.monotonic() < deadline:
         time.sleep(2)  # the duplicates sensor runs once the tenant is idle
-
+    assert ungrouped(stack, tenant.tenant_id) == 0, "every image was looked at"
+    deadline = time.monotonic() + 30  # the run writes the groups just after
+    while len(groups(api_url, tenant, "exact")) < len(expected_exact):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     exact = [set(g["imageIds"]) for g in groups(api_url, tenant, "exact")]
     assert sorted(map(sorted, exact)) == sorted(sorted(ids[i] for i in g) for g in expected_exact)
     near = groups(api_url, tenant, "near")

@@ -50,7 +50,7 @@ def test_two_hung_run_workers_do_not_stop_other_tenants(
     }
     hung = [wait_worker(stack, first.tenant_id), wait_worker(stack, second.tenant_id)]
     for worker in hung:
-        os.kill(worker.pid, signal.SIGSTOP)  # as a stuck socket would
+        os.kill(worker.pid, signal.SIGSTOP)  # a frozen process: its heartbeat stops with it
     try:
         other = create_tenant(api_url, admin_key, "bystander")
         started = time.monotonic()

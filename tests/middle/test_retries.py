@@ -53,8 +53,14 @@ def test_due_images_are_claimed_once(
     pipeline.retry_later(conn, tenant.tenant_id, ids, "down", now, "run")
     claimed = retries.claim_due(conn)
     assert sorted(claimed[tenant.tenant_id]) == sorted(ids)
-    assert tenant.tenant_id not in retries.claim_due(conn)
-    assert {s for s, _ in seed.statuses(conn, tenant.tenant_id).values()} == {"queued"}
+    assert tenant.tenant_id not in retries.claim_due(conn), "claimed: leased to their run"
+    assert {s for s, _ in seed.statuses(conn, tenant.tenant_id).values()} == {"retrying"}
+    conn.execute(
+        "UPDATE deeplens.images SET next_attempt_at = now() WHERE tenant_id = %s",
+        (tenant.tenant_id,),
+    )
+    again = retries.claim_due(conn)
+    assert sorted(again[tenant.tenant_id]) == sorted(ids), "a lost claim is due again"
 
 
 def test_past_the_budget_an_image_fails_saying_so_and_tells_kafka(

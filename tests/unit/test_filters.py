@@ -39,11 +39,16 @@ def test_each_form_of_condition_is_understood() -> None:
         ('{"width": {"above": 3}}', "a range takes gt, gte, lt and/or lte"),
         ('{"width": {"gte": "big"}}', "give a number"),
         ('{"uploadedBy": {"gte": "a"}}', "takes a value or a list"),
-        ('{"uploadedAt": "yesterday"}', "is not ISO 8601"),
-        ('{"uploadedAt": "2026-12-01T00:00:00"}', "needs a time zone"),
+        ('{"uploadedAt": {"gte": "yesterday"}}', "is not ISO 8601"),
+        ('{"uploadedAt": {"lt": "2026-12-01T00:00:00"}}', "needs a time zone"),
         ('{"metadata.bad key": 1}', "metadata keys are"),
         ('{"metadata.k": {"x": 1}}', "a range takes"),
         ('{"uploadedBy": []}', "give 1 to 100 values"),
+        ('{"width": 640.5}', "not a whole number"),
+        ('{"metadata.x": 1.5}', "match decimals with a range"),
+        ('{"metadata.x": [1, "a"]}', "strings only or whole numbers only"),
+        ('{"metadata.x": [true, false]}', "strings only or whole numbers only"),
+        ('{"uploadedAt": ["2026-01-01T00:00:00Z"]}', "with a range"),
     ],
 )
 def test_a_filter_that_cannot_be_used_is_refused_with_the_reason(raw: str, hint: str) -> None:
