@@ -20,14 +20,16 @@ import logging
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import psycopg
-from qdrant_client import QdrantClient
-from qdrant_client import models as qm
 
 from deeplens.catalog import duplicates as store
 from deeplens.catalog.duplicates import Group
 from deeplens.naming import point_id
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,10 @@ def neighbours(
     client: QdrantClient, collection: str, ids: list[uuid.UUID], threshold: float
 ) -> list[tuple[uuid.UUID, uuid.UUID, float]]:
     """Pairs (a < b) of `ids` and their neighbours in `collection` scoring >= `threshold`."""
+    # Imported here: the code location loads this module, and a run worker should not pay for
+    # qdrant-client's import before its first step (see `QdrantResource`).
+    from qdrant_client import models as qm
+
     found: dict[tuple[uuid.UUID, uuid.UUID], float] = {}
     for offset in range(0, len(ids), QUERY_BATCH):
         part = ids[offset : offset + QUERY_BATCH]

@@ -95,15 +95,39 @@ class Worker:
 
 
 def wait_worker(stack: Stack, tenant_id: str, timeout: float = 120) -> Worker:
-    """The run worker of the tenant's first run, once it beats."""
+    """A run worker of the tenant that is running now (a finished run's last heartbeat stays
+    until the reconciler clears it)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with psycopg.connect(stack.env["DEEPLENS_DATABASE_URL"]) as conn:
             beats = [b for b in runs.heartbeats(conn).values() if b.tenant_id == tenant_id]
-        if beats:
-            return Worker(beats[0].run_id, beats[0].pid)
+        for beat in sorted(beats, key=lambda b: b.started_at, reverse=True):
+            if is_run_worker(beat.pid):
+                return Worker(beat.run_id, beat.pid)
         time.sleep(0.1)
     raise AssertionError(f"no run worker of {tenant_id} started within {timeout:.0f}s")
+
+
+def wait_busy_worker(stack: Stack, tenant_id: str, timeout: float = 120) -> Worker:
+    """A live run worker of the tenant with images taken up and not yet embedded: mid-run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with psycopg.connect(stack.env["DEEPLENS_DATABASE_URL"]) as conn:
+            busy = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT run_id FROM deeplens.images WHERE tenant_id = %s"
+                    " AND status = 'processing' AND embedded_at IS NULL",
+                    (tenant_id,),
+                ).fetchall()
+            }
+            beats = runs.heartbeats(conn)
+        for run_id in busy:
+            beat = beats.get(run_id)
+            if beat is not None and is_run_worker(beat.pid):
+                return Worker(run_id, beat.pid)
+        time.sleep(0.05)
+    raise AssertionError(f"no run of {tenant_id} was mid-run within {timeout:.0f}s")
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float) -> None:

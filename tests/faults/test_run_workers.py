@@ -14,10 +14,10 @@ from deeplens_local.stack.stack import Stack
 from tests.api.stack_helpers import create_tenant
 from tests.faults.harness import (
     assert_healed,
-    embedded_count,
     photos,
     run_worker_pids,
     upload_all,
+    wait_busy_worker,
     wait_until,
     wait_worker,
 )
@@ -29,8 +29,7 @@ def test_a_run_worker_killed_mid_run_loses_nothing(
 ) -> None:
     tenant = create_tenant(api_url, admin_key, "killed")
     accepted = upload_all(api_url, tenant, photos(200, 10_000))
-    worker = wait_worker(stack, tenant.tenant_id)
-    wait_until(lambda: embedded_count(stack, tenant.tenant_id) > 0, "embedding started", 120)
+    worker = wait_busy_worker(stack, tenant.tenant_id)
     os.kill(worker.pid, signal.SIGKILL)  # as the OOM killer or a lost node would
     ended = assert_healed(stack, tenant, accepted)
     assert any(attempts >= 1 for _, _, attempts in ended.values()), "the kill was noticed"
