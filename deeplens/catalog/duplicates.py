@@ -128,9 +128,12 @@ def threshold(conn: psycopg.Connection, tenant_id: str) -> float | None:
     return None if row is None or row[0] is None else float(row[0])
 
 
-def tenants_with_ungrouped(conn: psycopg.Connection) -> list[str]:
+def tenants_with_ungrouped(conn: psycopg.Connection, quiet_seconds: float) -> list[str]:
+    """Tenants with images not yet looked at, and no upload for `quiet_seconds`."""
     rows = conn.execute(
-        "SELECT DISTINCT tenant_id FROM deeplens.images"
-        " WHERE status = 'completed' AND grouped_at IS NULL"
+        "SELECT tenant_id FROM deeplens.images GROUP BY tenant_id"
+        " HAVING bool_or(status = 'completed' AND grouped_at IS NULL)"
+        " AND max(uploaded_at) < now() - make_interval(secs => %s)",
+        (quiet_seconds,),
     ).fetchall()
     return [str(r[0]) for r in rows]

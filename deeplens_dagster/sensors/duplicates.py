@@ -1,5 +1,6 @@
-"""Requests a `duplicates` run for a tenant with newly indexed images once it has no other run
-queued or under way, so that grouping never slows ingestion."""
+"""Requests a `duplicates` run for a tenant with newly indexed images once it is quiet (no
+upload for a minute, no run queued or under way): a tenant's runs queue behind each other, so a
+grouping run in a stream of uploads would hold the next batch back."""
 
 import time
 
@@ -10,18 +11,20 @@ from deeplens_dagster.jobs import duplicates_job
 from deeplens_dagster.resources import CatalogResource
 from deeplens_dagster.sensors.uploads import IN_FLIGHT
 
+QUIET_SECONDS = 60.0
+
 
 @dg.sensor(
     job=duplicates_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Keeps each tenant's duplicate groups up to date when it is not ingesting.",
+    description="Updates a tenant's duplicate groups once it has been quiet for a minute.",
 )
 def duplicates_sensor(
     context: dg.SensorEvaluationContext, catalog_db: CatalogResource
 ) -> dg.SensorResult | dg.SkipReason:
     with catalog_db.connection() as conn:
-        waiting = duplicates.tenants_with_ungrouped(conn)
+        waiting = duplicates.tenants_with_ungrouped(conn, QUIET_SECONDS)
     busy = {
         run.tags.get("dagster/partition")
         for run in context.instance.get_runs(dg.RunsFilter(statuses=IN_FLIGHT))
