@@ -13,7 +13,7 @@ from deeplens_local.qdrant.filters import to_filter
 from deeplens_local.qdrant.ids import id_json, point_id, point_ids
 
 if TYPE_CHECKING:
-    from deeplens_local.qdrant.collection import Collection
+    from deeplens_local.qdrant.shard import Shard
 
 Body = dict[str, Any]
 Params = dict[str, str]
@@ -21,14 +21,14 @@ Params = dict[str, str]
 _UNSUPPORTED_QUERY = ("prefetch", "lookup_from")
 
 
-def retrieve(c: Collection, params: Params, body: Body) -> list[dict[str, Any]]:
+def retrieve(c: Shard, params: Params, body: Body) -> list[dict[str, Any]]:
     selector = convert.with_payload(body.get("with_payload"), default=True)
     vectors = convert.with_vector(body.get("with_vector"), default=False)
     records = c.shard.retrieve(point_ids(body.get("ids")), selector, vectors)
     return [convert.record_json(r, selector) for r in records]
 
 
-def get_point(c: Collection, params: Params, body: Body) -> dict[str, Any]:
+def get_point(c: Shard, params: Params, body: Body) -> dict[str, Any]:
     raw = params["id"]
     pid = point_id(int(raw) if raw.isdigit() else raw)
     records = c.shard.retrieve([pid], True, True)
@@ -37,7 +37,7 @@ def get_point(c: Collection, params: Params, body: Body) -> dict[str, Any]:
     return convert.record_json(records[0], True)
 
 
-def scroll(c: Collection, params: Params, body: Body) -> dict[str, Any]:
+def scroll(c: Shard, params: Params, body: Body) -> dict[str, Any]:
     if body.get("order_by") is not None:
         raise BadRequest("scroll with order_by is not supported by the local Qdrant server")
     selector = convert.with_payload(body.get("with_payload"), default=True)
@@ -57,13 +57,13 @@ def scroll(c: Collection, params: Params, body: Body) -> dict[str, Any]:
     }
 
 
-def count(c: Collection, params: Params, body: Body) -> dict[str, int]:
+def count(c: Shard, params: Params, body: Body) -> dict[str, int]:
     exact = bool(body.get("exact", True))
     request = qe.CountRequest(exact=exact, filter=to_filter(body.get("filter")))
     return {"count": c.shard.count(request)}
 
 
-def _query_request(c: Collection, body: Body) -> tuple[qe.QueryRequest, Any]:
+def _query_request(c: Shard, body: Body) -> tuple[qe.QueryRequest, Any]:
     """A universal-query body (``POST .../points/query``) as an edge request."""
     for key in _UNSUPPORTED_QUERY:
         if body.get(key):
@@ -99,12 +99,12 @@ def _query_request(c: Collection, body: Body) -> tuple[qe.QueryRequest, Any]:
     return request, selector
 
 
-def query(c: Collection, params: Params, body: Body) -> dict[str, Any]:
+def query(c: Shard, params: Params, body: Body) -> dict[str, Any]:
     request, selector = _query_request(c, body)
     return {"points": [convert.scored_json(p, selector) for p in c.shard.query(request)]}
 
 
-def query_batch(c: Collection, params: Params, body: Body) -> list[dict[str, Any]]:
+def query_batch(c: Shard, params: Params, body: Body) -> list[dict[str, Any]]:
     searches = body.get("searches")
     if not isinstance(searches, list):
         raise FormatError("missing field `searches`")
@@ -116,7 +116,7 @@ def query_batch(c: Collection, params: Params, body: Body) -> list[dict[str, Any
     ]
 
 
-def _search(c: Collection, body: Body) -> list[dict[str, Any]]:
+def _search(c: Shard, body: Body) -> list[dict[str, Any]]:
     vector = body.get("vector")
     using = None
     if isinstance(vector, dict):
@@ -135,16 +135,16 @@ def _search(c: Collection, body: Body) -> list[dict[str, Any]]:
     return [convert.scored_json(p, selector) for p in c.shard.search(request)]
 
 
-def search(c: Collection, params: Params, body: Body) -> list[dict[str, Any]]:
+def search(c: Shard, params: Params, body: Body) -> list[dict[str, Any]]:
     return _search(c, body)
 
 
-def search_batch(c: Collection, params: Params, body: Body) -> list[list[dict[str, Any]]]:
+def search_batch(c: Shard, params: Params, body: Body) -> list[list[dict[str, Any]]]:
     searches = body.get("searches")
     if not isinstance(searches, list):
         raise FormatError("missing field `searches`")
     return [_search(c, search) for search in searches]
 
 
-def info(c: Collection, params: Params, body: Body) -> dict[str, Any]:
+def info(c: Shard, params: Params, body: Body) -> dict[str, Any]:
     return c.info()

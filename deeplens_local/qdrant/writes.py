@@ -14,7 +14,7 @@ from deeplens_local.qdrant.filters import to_filter
 from deeplens_local.qdrant.ids import point_id, point_ids
 
 if TYPE_CHECKING:
-    from deeplens_local.qdrant.collection import Collection
+    from deeplens_local.qdrant.shard import Shard
 
 Body = dict[str, Any]
 Params = dict[str, str]
@@ -159,18 +159,18 @@ def _create_index(body: Body) -> list[qe.UpdateOperation]:
 
 
 def _update(build: Callable[[Body], list[qe.UpdateOperation]]) -> Callable[..., Any]:
-    def run(c: Collection, params: Params, body: Body) -> dict[str, Any]:
+    def run(c: Shard, params: Params, body: Body) -> dict[str, Any]:
         return c.apply(build(body))
 
     return run
 
 
-def _batch_results(c: Collection, params: Params, body: Body) -> list[dict[str, Any]]:
+def _batch_results(c: Shard, params: Params, body: Body) -> list[dict[str, Any]]:
     operations = _batch(body)
     return [c.apply([operation]) for operation in operations]
 
 
-def _delete_index(c: Collection, params: Params, body: Body) -> dict[str, Any]:
+def _delete_index(c: Shard, params: Params, body: Body) -> dict[str, Any]:
     return c.apply([qe.UpdateOperation.delete_field_index(params["field_name"])])
 
 
