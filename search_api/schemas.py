@@ -191,6 +191,24 @@ class SearchHit(ApiModel):
     content_url: str
     thumbnail_url: str
 
+    @classmethod
+    def of(cls, image: Any, score: float) -> SearchHit:
+        """A hit: the catalog `Image` row it found, and its score."""
+        return cls(
+            image_id=image.image_id,
+            score=score,
+            file_name=image.file_name,
+            content_type=image.content_type,
+            file_size=image.file_size,
+            width=image.width,
+            height=image.height,
+            uploaded_by=image.uploaded_by,
+            uploaded_at=image.uploaded_at,
+            metadata=image.metadata,
+            content_url=content_url(image.image_id),
+            thumbnail_url=thumbnail_url(image.image_id),
+        )
+
 
 class SearchResponse(ApiModel):
     results: list[SearchHit]

@@ -38,7 +38,7 @@ from search_api.deps import (
     confirm_tenant,
 )
 from search_api.embedding import QueryModel
-from search_api.schemas import SearchHit, SearchResponse, content_url, thumbnail_url
+from search_api.schemas import SearchHit, SearchResponse
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
 
@@ -64,7 +64,7 @@ SEARCH_FORM = forms.image_form_schema(
 
 
 @dataclass(frozen=True)
-class Query_:
+class Asked:
     """What a search asks beside its query: how many, which images, how similar at least."""
 
     top_k: int
@@ -88,7 +88,7 @@ class Query_:
         filter_: str | None,
         score_threshold: str | float | None,
         offset: str | int | None,
-    ) -> Query_:
+    ) -> Asked:
         """From the request's fields; 400 (filter) or 422 (numbers) with what is wrong."""
         try:
             conditions = filters.parse(filter_)
@@ -161,7 +161,7 @@ def _search_by_image(
     started: float,
 ) -> JSONResponse:
     form, file = forms.read_image_form(content_type, body)
-    asked = Query_.of(
+    asked = Asked.of(
         _top_k(form.text("topK")),
         form.text("filter"),
         form.text("scoreThreshold"),
@@ -243,7 +243,7 @@ def similar_images(
 ) -> JSONResponse:
     """The tenant's images most similar to a stored one (which is left out), best first."""
     started = time.perf_counter()
-    asked = Query_.of(top_k, filter_, score_threshold, offset)
+    asked = Asked.of(top_k, filter_, score_threshold, offset)
     key = cache.key(tenant.tenant_id, "id", str(image_id), asked.cache_key())
     if (hit := cache.get(key)) is not None:
         return _answer(hit, started, cached=True)
@@ -292,20 +292,7 @@ def _body(
             found = images.get_many(conn, tenant.tenant_id, [h.image_id for h in hits])
         rows = {r.image_id: r for r in found}
     results = [
-        SearchHit(
-            image_id=h.image_id,
-            score=h.score,
-            file_name=row.file_name,
-            content_type=row.content_type,
-            file_size=row.file_size,
-            width=row.width,
-            height=row.height,
-            uploaded_by=row.uploaded_by,
-            uploaded_at=row.uploaded_at,
-            metadata=row.metadata,
-            content_url=content_url(h.image_id),
-            thumbnail_url=thumbnail_url(h.image_id),
-        ).model_dump(mode="json", by_alias=True)
+        SearchHit.of(row, h.score).model_dump(mode="json", by_alias=True)
         for h in hits
         if (row := rows.get(h.image_id)) is not None
     ]
