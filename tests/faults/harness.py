@@ -130,6 +130,20 @@ def wait_busy_worker(stack: Stack, tenant_id: str, timeout: float = 120) -> Work
     raise AssertionError(f"no run of {tenant_id} was mid-run within {timeout:.0f}s")
 
 
+def signal_busy_worker(stack: Stack, tenant_id: str, sig: int, timeout: float = 120) -> Worker:
+    """Send `sig` to a run worker of the tenant while it is mid-run. A worker found busy may end
+    before the signal reaches it; then the next busy one is taken."""
+    deadline = time.monotonic() + timeout
+    while True:
+        worker = wait_busy_worker(stack, tenant_id, max(1.0, deadline - time.monotonic()))
+        try:
+            os.kill(worker.pid, sig)
+            return worker
+        except ProcessLookupError:
+            if time.monotonic() > deadline:
+                raise
+
+
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

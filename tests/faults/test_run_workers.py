@@ -13,13 +13,13 @@ import pytest
 from deeplens_local.stack.stack import Stack
 from tests.api.stack_helpers import create_tenant
 from tests.faults.harness import (
+    Worker,
     assert_healed,
     photos,
     run_worker_pids,
+    signal_busy_worker,
     upload_all,
-    wait_busy_worker,
     wait_until,
-    wait_worker,
 )
 
 
@@ -29,8 +29,7 @@ def test_a_run_worker_killed_mid_run_loses_nothing(
 ) -> None:
     tenant = create_tenant(api_url, admin_key, "killed")
     accepted = upload_all(api_url, tenant, photos(200, 10_000))
-    worker = wait_busy_worker(stack, tenant.tenant_id)
-    os.kill(worker.pid, signal.SIGKILL)  # as the OOM killer or a lost node would
+    signal_busy_worker(stack, tenant.tenant_id, signal.SIGKILL)  # as the OOM killer would
     ended = assert_healed(stack, tenant, accepted)
     assert any(attempts >= 1 for _, _, attempts in ended.values()), "the kill was noticed"
 
@@ -43,14 +42,14 @@ def test_two_hung_run_workers_do_not_stop_other_tenants(
         create_tenant(api_url, admin_key, "hung-a"),
         create_tenant(api_url, admin_key, "hung-b"),
     )
-    accepted = {
-        first.tenant_id: upload_all(api_url, first, photos(150, 11_000)),
-        second.tenant_id: upload_all(api_url, second, photos(150, 12_000)),
-    }
-    hung = [wait_worker(stack, first.tenant_id), wait_worker(stack, second.tenant_id)]
-    for worker in hung:
-        os.kill(worker.pid, signal.SIGSTOP)  # a frozen process: its heartbeat stops with it
+    # Each tenant's worker is frozen mid-run, as soon as it is busy (a worker found any later
+    # may have ended): a frozen process's heartbeat stops with it.
+    accepted: dict[str, list[str]] = {}
+    hung: list[Worker] = []
     try:
+        for tenant, seed in ((first, 11_000), (second, 12_000)):
+            accepted[tenant.tenant_id] = upload_all(api_url, tenant, photos(150, seed))
+            hung.append(signal_busy_worker(stack, tenant.tenant_id, signal.SIGSTOP))
         other = create_tenant(api_url, admin_key, "bystander")
         started = time.monotonic()
         mine = upload_all(api_url, other, photos(5, 13_000))
