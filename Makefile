@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 .PHONY: up down test lint bench install
 
 $(BIN)/deeplens-installed: pyproject.toml
+	@# Debian's Chromium drives the browser tests (tests/security); Playwright's own browser
+	@# download needs the internet.
+	@test -x /usr/bin/chromium || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[local,test]'

@@ -52,16 +52,26 @@ class System:
     def client(self, timeout: float = 60.0) -> httpx.Client:
         return httpx.Client(base_url=self.api_url, timeout=timeout)
 
-    def create_tenant(self, prefix: str) -> Tenant:
+    def create_tenant(self, prefix: str, limits: dict[str, int | None] | None = None) -> Tenant:
+        """A new tenant with the given limits; by default none, since the bench measures the
+        system's throughput, not its rate limits (the `limiter` phase measures those)."""
         tenant_id = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        admin = {"X-Admin-Key": self.admin_key}
         response = httpx.post(
             f"{self.api_url}/api/v1/admin/tenants",
-            headers={"X-Admin-Key": self.admin_key},
+            headers=admin,
             json={"tenantId": tenant_id, "name": f"Bench {prefix}"},
             timeout=60,
         )
         response.raise_for_status()
         body = response.json()
+        unlimited = dict.fromkeys(body["limits"])
+        httpx.put(
+            f"{self.api_url}/api/v1/admin/tenants/{tenant_id}/limits",
+            headers=admin,
+            json={**unlimited, **(limits or {})},
+            timeout=60,
+        ).raise_for_status()
         return Tenant(tenant_id, body["apiKey"], body["collection"])
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:

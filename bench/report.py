@@ -217,6 +217,10 @@ def other_measurements(r: dict[str, Any]) -> list[tuple[str, str]]:
             _triple(_get(r, "search", "cached_by_id", "round_trip_ms"), "ms"),
         ),
         (
+            "Rate limiter's cost per request (cached repeat, p50)",
+            f"{_get(r, 'search', 'limiter', 'cost_p50_ms')} ms",
+        ),
+        (
             "Vectors inserted / time / index build",
             f"{_get(r, 'scale', 'synthetic_vectors')} in {_get(r, 'scale', 'insert_seconds')} s"
             f" / HNSW {_get(r, 'scale', 'index_seconds')} s",

@@ -6,6 +6,7 @@ Nothing here connects at import; heavy client libraries are imported when a fact
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from deeplens.blobs import BlobStore
@@ -20,19 +21,46 @@ if TYPE_CHECKING:
 
 
 def postgres_pool(
-    settings: Settings, name: str, min_size: int = 1, max_size: int | None = None
+    settings: Settings,
+    name: str,
+    min_size: int = 1,
+    max_size: int | None = None,
+    statement_timeout: bool = False,
 ) -> ConnectionPool:
-    """A pool of autocommit connections to the catalog (opened at once, connecting lazily)."""
+    """A pool of autocommit connections to the catalog (opened at once, connecting lazily),
+    named `name` in ``pg_stat_activity`` unless the URL names them.
+
+    With `statement_timeout` the server cancels any statement that runs longer than
+    `database_statement_timeout_ms`, so that one hung query can't hold a request and a pooled
+    connection for ever (the API asks for it). Migrations and a run's bulk statements may
+    legitimately run longer, so the other callers don't.
+    """
     from psycopg_pool import ConnectionPool
 
+    url = settings.require("database_url")
+    kwargs: dict[str, Any] = {"autocommit": True, "fallback_application_name": name}
+    if statement_timeout:
+        kwargs["options"] = postgres_options(url, settings.database_statement_timeout_ms)
     return ConnectionPool(
-        settings.require("database_url"),
+        url,
         min_size=min_size,
         max_size=max_size or settings.database_pool_size,
         open=True,
         name=name,
-        kwargs={"autocommit": True},
+        kwargs=kwargs,
     )
+
+
+def postgres_options(url: str, statement_timeout_ms: int) -> str:
+    """libpq ``options`` for connections to `url` with a statement timeout.
+
+    An ``options`` parameter replaces the one the URL (or else ``PGOPTIONS``) gives, so those are
+    kept in front of the timeout.
+    """
+    from psycopg.conninfo import conninfo_to_dict
+
+    given = conninfo_to_dict(url).get("options") or os.environ.get("PGOPTIONS", "")
+    return f"{given} -c statement_timeout={statement_timeout_ms}".strip()
 
 
 def qdrant(settings: Settings, timeout: int | None = None) -> QdrantClient:

@@ -6,7 +6,8 @@ Fields: ``uploadedBy``, ``contentType``, ``uploadedAt`` (ISO 8601), ``width``, `
 ``metadata.<key>`` (the upload's metadata, flat keys; values compared as given: strings,
 numbers, booleans). The listing also takes ``status``. A filter is parsed once into `Condition`s
 and rendered as a Qdrant filter (search) or SQL (listing); an unknown field or a malformed value
-is a `FilterError` with a message a person can act on, never silently ignored.
+is a `FilterError` with a message a person can act on, never silently ignored; so is JSON text
+that `deeplens.jsontext` refuses (non-finite numbers, NUL, lone surrogates, deep nesting).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from typing import Any, Literal
 
 from qdrant_client import models as qm
 
+from deeplens import jsontext
+
+MAX_FILTER_BYTES = 64 * 1024
 MAX_CONDITIONS = 16
 MAX_VALUES = 100
 RANGE_OPS = ("gt", "gte", "lt", "lte")
@@ -57,9 +61,9 @@ def parse(raw: str | dict[str, Any] | None, allow_status: bool = False) -> list[
         return []
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise FilterError(f"filter is not valid JSON: {exc.msg} at position {exc.pos}") from exc
+            raw = jsontext.loads(raw, "filter", MAX_FILTER_BYTES)
+        except jsontext.JSONTextError as exc:
+            raise FilterError(str(exc)) from exc
     if not isinstance(raw, dict):
         raise FilterError('filter must be a JSON object, e.g. {"uploadedBy": "alice"}')
     if len(raw) > MAX_CONDITIONS:

@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         20, ge=1, description="Catalog connections one API process keeps at most."
     )
+    database_statement_timeout_ms: int = Field(
+        5000,
+        ge=0,
+        description=(
+            "Longest a catalog statement of the API may run before the server cancels it (the "
+            "request gets a 503); 0 = no limit. Migrations and pipeline runs are not bounded."
+        ),
+    )
     kafka_bootstrap: str | None = Field(None, description="Kafka bootstrap servers.")
     kafka_security_protocol: KafkaSecurity = Field(
         "PLAINTEXT", description="How Kafka clients connect (managed clusters: SASL_SSL)."
@@ -64,7 +72,15 @@ class Settings(BaseSettings):
     qdrant_timeout: int = Field(60, ge=1, description="Seconds a Qdrant request may take.")
     redis_url: str | None = Field(None, description="Redis URL (search cache, rate limits).")
     redis_timeout: float = Field(
-        2.0, gt=0, description="Seconds a Redis call may take before it is given up."
+        0.1,
+        gt=0,
+        description=(
+            "Seconds a Redis call may take before it is given up. Redis is optional (cache, rate "
+            "limits): after a failure the API leaves it alone for `redis_retry_seconds`."
+        ),
+    )
+    redis_retry_seconds: float = Field(
+        5.0, gt=0, description="How long the API goes without Redis after a Redis call failed."
     )
     blob_root: Path | None = Field(
         None, description="Directory for image bytes (default: HOME/blobs)."
@@ -92,6 +108,56 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(
         20 * 1024 * 1024, gt=0, description="Largest image the API accepts (uploads and queries)."
+    )
+    query_decode_budget_mb: int = Field(
+        128,
+        gt=0,
+        description=(
+            "Memory one query image may take to decode in the API; a larger one is refused (413) "
+            "before any pixel is decoded."
+        ),
+    )
+    query_concurrency: int = Field(
+        2,
+        ge=1,
+        description=(
+            "Query images one API process decodes and embeds at once; the rest wait their turn. "
+            "With the decode budget it bounds the memory searches take."
+        ),
+    )
+
+    # -- the API: limits (each tenant's own are set by the admin API) ------------------------
+    # 0 means no limit.
+    default_uploads_per_second: int = Field(
+        50, ge=0, description="Uploads per second a new tenant may send (all its keys together)."
+    )
+    default_searches_per_second: int = Field(
+        20, ge=0, description="Searches per second a new tenant may send."
+    )
+    default_reads_per_second: int = Field(
+        200,
+        ge=0,
+        description="Other requests per second a new tenant may send (status, listing, delete...).",
+    )
+    default_max_images: int = Field(1_000_000, ge=0, description="Images a new tenant may store.")
+    default_max_bytes: int = Field(
+        100 * 1024**3, ge=0, description="Bytes of images a new tenant may store."
+    )
+    key_failures_per_second: int = Field(
+        20,
+        ge=1,
+        description=(
+            "Unknown API keys one client address may send per second; beyond, its requests get "
+            "429 without a key lookup until the second is over."
+        ),
+    )
+    websockets_per_key: int = Field(
+        16,
+        ge=1,
+        description=(
+            "Status WebSockets one API key may hold open at once, per API process (a key can "
+            "hold this many in each worker process); more are closed with code 4429."
+        ),
     )
     relay_in_api: bool = Field(
         True,

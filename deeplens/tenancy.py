@@ -20,11 +20,12 @@ from qdrant_client import QdrantClient
 from deeplens import pipeline, thumbnails, vectors
 from deeplens.blobs import BlobStore
 from deeplens.cache import SearchCache
-from deeplens.catalog import embeddings, images, runs, tenants
-from deeplens.catalog.tenants import Tenant
+from deeplens.catalog import embeddings, images, keys, runs, tenants
+from deeplens.catalog.tenants import Limits, Tenant
 from deeplens.keys import hash_key, new_api_key
 from deeplens.model.registry import ModelSpec
 from deeplens.naming import collection_alias, validate_tenant_id
+from deeplens.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,27 @@ log = logging.getLogger(__name__)
 class CreatedTenant:
     tenant: Tenant
     api_key: str
+    key: keys.ApiKey
+
+
+def default_limits(settings: Settings) -> Limits:
+    """The limits a new tenant starts with (a setting of 0: no limit)."""
+    return Limits(
+        uploads_per_second=settings.default_uploads_per_second or None,
+        searches_per_second=settings.default_searches_per_second or None,
+        reads_per_second=settings.default_reads_per_second or None,
+        max_images=settings.default_max_images or None,
+        max_bytes=settings.default_max_bytes or None,
+    )
+
+
+def create_key(
+    db: ConnectionPool, tenant_id: str, label: str, read_only: bool
+) -> tuple[str, keys.ApiKey]:
+    """A new API key for the tenant: its secret (shown once) and its row."""
+    api_key = new_api_key()
+    with db.connection() as conn:
+        return api_key, keys.create(conn, tenant_id, hash_key(api_key), label, read_only)
 
 
 @dataclass(frozen=True)
@@ -52,14 +74,16 @@ class TenantStores:
 
 
 def create_tenant(
-    stores: TenantStores, spec: ModelSpec, tenant_id: str, name: str
+    stores: TenantStores, spec: ModelSpec, tenant_id: str, name: str, limits: Limits
 ) -> CreatedTenant:
-    """Provision a tenant; raises `InvalidTenantId`, `TenantExists` or the failing step's error."""
+    """Provision a tenant with its first API key; raises `InvalidTenantId`, `TenantExists` or
+    the failing step's error."""
     validate_tenant_id(tenant_id)
     api_key = new_api_key()
     alias = collection_alias(tenant_id, spec.name)
-    with stores.db.connection() as conn:
-        tenant = tenants.create(conn, tenant_id, name, hash_key(api_key), spec.name, alias)
+    with stores.db.connection() as conn:  # one transaction: the tenant with its key
+        tenant = tenants.create(conn, tenant_id, name, spec.name, alias, limits)
+        key = keys.create(conn, tenant_id, hash_key(api_key), "created with the tenant")
     try:
         # Vectors left behind by an earlier tenant of the same id must not leak into this one.
         vectors.drop_tenant(stores.qdrant, tenant_id, spec.name)
@@ -73,7 +97,7 @@ def create_tenant(
     stores.blobs.delete_tenant(tenant_id)
     stores.cache.invalidate(tenant_id)
     log.info("created tenant %s (collection %s)", tenant_id, alias)
-    return CreatedTenant(tenant, api_key)
+    return CreatedTenant(tenant, api_key, key)
 
 
 def list_tenants(db: ConnectionPool) -> list[TenantUsage]:

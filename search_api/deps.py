@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -17,20 +16,26 @@ from starlette.concurrency import run_in_threadpool
 from deeplens.blobs import BlobStore
 from deeplens.cache import SearchCache
 from deeplens.catalog import tenants
+from deeplens.catalog.keys import Identity
 from deeplens.catalog.tenants import Tenant
 from deeplens.hub import StatusHub
 from deeplens.settings import Settings
 from search_api.auth import TenantKeys
 from search_api.embedding import QueryModel
+from search_api.gate import ADMIN_KEY_HEADER, API_KEY_HEADER, Refused, check_admin_key
 
-API_KEY_HEADER = "X-API-Key"
-ADMIN_KEY_HEADER = "X-Admin-Key"
-
+# Each named after its header: unnamed, both would be one scheme ("APIKeyHeader") in the schema.
 api_key_header = APIKeyHeader(
-    name=API_KEY_HEADER, auto_error=False, description="The tenant's API key."
+    name=API_KEY_HEADER,
+    scheme_name=API_KEY_HEADER,
+    auto_error=False,
+    description="The tenant's API key.",
 )
 admin_key_header = APIKeyHeader(
-    name=ADMIN_KEY_HEADER, auto_error=False, description="DEEPLENS_ADMIN_KEY."
+    name=ADMIN_KEY_HEADER,
+    scheme_name=ADMIN_KEY_HEADER,
+    auto_error=False,
+    description="DEEPLENS_ADMIN_KEY.",
 )
 
 
@@ -58,6 +63,7 @@ get_keys = _from_state("keys")
 get_hub = _from_state("hub")
 get_model = _from_state("model")
 get_upload_limiter = _from_state("upload_limiter")
+get_query_limiter = _from_state("query_limiter")
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DbDep = Annotated[ConnectionPool, Depends(get_db)]
@@ -68,33 +74,50 @@ KeysDep = Annotated[TenantKeys, Depends(get_keys)]
 HubDep = Annotated[StatusHub, Depends(get_hub)]
 ModelDep = Annotated[QueryModel, Depends(get_model)]
 UploadLimiterDep = Annotated[CapacityLimiter, Depends(get_upload_limiter)]
+QueryLimiterDep = Annotated[CapacityLimiter, Depends(get_query_limiter)]
 
 
-def tenant_for_key(keys: TenantKeys, api_key: str | None) -> Tenant:
-    """The tenant an API key belongs to; 401 for a missing or unknown key."""
+def identity_for_key(keys: TenantKeys, api_key: str | None) -> Identity:
+    """Who an API key speaks for; 401 for a missing or unknown key."""
     if not api_key:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             f"missing API key: send the tenant's key in the {API_KEY_HEADER} header",
         )
-    tenant = keys.lookup(api_key)
-    if tenant is None:
+    identity = keys.lookup(api_key)
+    if identity is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "unknown API key: use the apiKey returned when the tenant was created",
+            "unknown API key: use the apiKey returned when the tenant or the key was created",
         )
-    return tenant
+    return identity
 
 
-async def current_tenant(
-    keys: KeysDep, api_key: Annotated[str | None, Security(api_key_header)]
-) -> Tenant:
-    """The key's tenant: from the in-process cache, or else looked up in a worker thread."""
-    if api_key and (tenant := keys.cached(api_key)) is not None:
-        return tenant
-    return await run_in_threadpool(tenant_for_key, keys, api_key)
+def tenant_for_key(keys: TenantKeys, api_key: str | None) -> Tenant:
+    """The tenant an API key belongs to; 401 for a missing or unknown key."""
+    return identity_for_key(keys, api_key).tenant
 
 
+async def current_identity(
+    connection: HTTPConnection,
+    keys: KeysDep,
+    api_key: Annotated[str | None, Security(api_key_header)],
+) -> Identity:
+    """Who the request's key speaks for: as `search_api.gate` admitted it, or else (a route
+    outside the gate) from the in-process cache or a lookup in a worker thread."""
+    admitted = getattr(connection.state, "identity", None)
+    if isinstance(admitted, Identity):
+        return admitted
+    if api_key and (identity := keys.cached(api_key)) is not None:
+        return identity
+    return await run_in_threadpool(identity_for_key, keys, api_key)
+
+
+async def current_tenant(identity: Annotated[Identity, Depends(current_identity)]) -> Tenant:
+    return identity.tenant
+
+
+IdentityDep = Annotated[Identity, Depends(current_identity)]
 TenantDep = Annotated[Tenant, Depends(current_tenant)]
 
 
@@ -118,19 +141,11 @@ def confirm_tenant(db: ConnectionPool, keys: TenantKeys, tenant: Tenant) -> None
 def require_admin(
     settings: SettingsDep, admin_key: Annotated[str | None, Security(admin_key_header)]
 ) -> None:
-    expected = settings.secret("admin_key")
-    if not expected:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "the admin API is disabled: set DEEPLENS_ADMIN_KEY for the API",
-        )
-    if not admin_key:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            f"missing admin key: send it in the {ADMIN_KEY_HEADER} header",
-        )
-    if not hmac.compare_digest(admin_key.encode(), expected.encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong admin key")
+    """The admin key, checked again here (the gate checks it first, before the body)."""
+    try:
+        check_admin_key(settings, admin_key)
+    except Refused as refused:
+        raise HTTPException(refused.status_code, refused.detail) from refused
 
 
 AdminDep = Depends(require_admin)

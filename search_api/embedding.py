@@ -22,11 +22,18 @@ class QueryModel:
         self.embedder: Embedder | None = None
         self.error: str | None = None
 
-    def load(self) -> QueryModel:
+    def load(self, max_decode_bytes: int | None = None) -> QueryModel:
+        """Load the model; a query image whose decode needs more than `max_decode_bytes` will
+        be refused before any pixel is decoded."""
         try:
             spec = get_model(self.name)
             _ = spec.version  # hash the file now, not in the first request
-            self.embedder = Embedder(spec, decode_threads=0)
+            self.embedder = Embedder(
+                spec,
+                decode_threads=0,
+                max_decode_bytes=max_decode_bytes,
+                decode_budget="the API's query budget (DEEPLENS_QUERY_DECODE_BUDGET_MB)",
+            )
             self.spec = spec
         except Exception as exc:  # reported by /readyz and by the routes that need the model
             self.error = f"{type(exc).__name__}: {exc}"

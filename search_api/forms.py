@@ -41,8 +41,13 @@ class Form:
 
     def text(self, name: str) -> str | None:
         """A text field's value (UTF-8, undecodable bytes replaced), or None if absent."""
+        value = self.value(name)
+        return None if value is None else value.decode("utf-8", errors="replace")
+
+    def value(self, name: str) -> bytes | None:
+        """A field's bytes as sent, for a reader that refuses what is not UTF-8 (stored text)."""
         part = self.parts.get(name)
-        return None if part is None else part.data.decode("utf-8", errors="replace")
+        return None if part is None else part.data
 
 
 def parse(content_type: str, body: bytes) -> Form:

@@ -17,13 +17,14 @@ from fastapi import FastAPI
 
 from deeplens import clients
 from deeplens.cache import SearchCache
-from deeplens.catalog import tenants
-from deeplens.catalog.tenants import Tenant
+from deeplens.catalog import keys as api_keys
+from deeplens.catalog.keys import Identity
 from deeplens.hub import StatusHub
 from deeplens.relay import OutboxRelay
 from deeplens.settings import Settings
 from search_api.auth import TenantKeys
 from search_api.embedding import QueryModel
+from search_api.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +40,36 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
     with ExitStack() as stack:
         state = app.state
-        state.db = db = clients.postgres_pool(settings, "deeplens-api", min_size=2)
+        state.db = db = clients.postgres_pool(
+            settings, "deeplens-api", min_size=2, statement_timeout=True
+        )
         stack.callback(db.close)
         state.qdrant = clients.qdrant(settings, timeout=10)
         stack.callback(state.qdrant.close)
         redis = clients.redis_client(settings)
         stack.callback(redis.close)
-        state.cache = cache = SearchCache(redis)
+        state.cache = cache = SearchCache(redis, retry_seconds=settings.redis_retry_seconds)
         state.kafka_admin = clients.kafka_admin(settings)
         state.blobs = clients.blob_store(settings)
 
-        def tenant_by_key_hash(digest: str) -> Tenant | None:
+        def identify(digest: str) -> Identity | None:
+            """The key's identity; a key found is marked used (at most once per cache period)."""
             with db.connection() as conn:
-                return tenants.by_key_hash(conn, digest)
+                identity = api_keys.identify(conn, digest)
+                if identity is not None:
+                    api_keys.touch(conn, [identity.key_id])
+                return identity
 
-        state.keys = keys = TenantKeys(tenant_by_key_hash)
+        state.keys = keys = TenantKeys(identify)
+        state.rate_limiter = RateLimiter(
+            settings.redis_url, settings.redis_timeout, settings.redis_retry_seconds
+        )
         state.upload_limiter = CapacityLimiter(settings.upload_concurrency)
-        state.model = QueryModel(settings.model).load()
+        state.query_limiter = CapacityLimiter(settings.query_concurrency)
+        state.model = QueryModel(settings.model).load(settings.query_decode_budget_mb << 20)
         stack.callback(state.model.close)
         state.hub = StatusHub(
-            settings.require("database_url"), on_tenant_deleted=keys.forget_tenant
+            settings.require("database_url"), on_tenant_changed=keys.forget_tenant
         )
         state.hub.start()
         stack.callback(state.hub.stop)

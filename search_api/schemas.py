@@ -22,13 +22,67 @@ class TenantCreate(ApiModel):
     name: str | None = Field(None, max_length=200, description="Display name (default: the id).")
 
 
+class LimitsBody(ApiModel):
+    """A tenant's limits; null means no limit. Rates are per second, shared by all the tenant's
+    keys; `readsPerSecond` counts every request that is neither an upload nor a search."""
+
+    uploads_per_second: int | None = Field(None, ge=1, examples=[50])
+    searches_per_second: int | None = Field(None, ge=1, examples=[20])
+    reads_per_second: int | None = Field(None, ge=1, examples=[200])
+    max_images: int | None = Field(None, ge=0, examples=[1_000_000])
+    max_bytes: int | None = Field(None, ge=0, examples=[107_374_182_400])
+
+
+class Usage(ApiModel):
+    images: int
+    bytes: int
+
+
 class TenantCreated(ApiModel):
     tenant_id: str
     name: str
     api_key: str = Field(description="Shown once: only its hash is stored.")
+    key_id: str = Field(description="The key's id, to list or revoke it.")
     collection: str = Field(description="The Qdrant alias the tenant's vectors live behind.")
     model: str
     created_at: datetime
+    limits: LimitsBody
+
+
+class TenantDetail(ApiModel):
+    tenant_id: str
+    name: str
+    collection: str
+    model: str
+    created_at: datetime
+    limits: LimitsBody
+    usage: Usage
+    images_by_status: dict[str, int]
+    keys: int = Field(description="How many API keys the tenant has.")
+
+
+class KeyCreate(ApiModel):
+    label: str = Field("", max_length=200, examples=["ci uploader"])
+    read_only: bool = Field(False, description="Search and read only: no upload, delete, retry.")
+
+
+class KeyInfo(ApiModel):
+    key_id: str
+    label: str
+    read_only: bool
+    created_at: datetime
+    last_used_at: datetime | None = Field(
+        description="When an API process last looked the key up (at most 30 s behind its use)."
+    )
+
+
+class KeyCreated(KeyInfo):
+    tenant_id: str
+    api_key: str = Field(description="Shown once: only its hash is stored.")
+
+
+class KeyList(ApiModel):
+    keys: list[KeyInfo]
 
 
 class TenantSummary(ApiModel):

@@ -3,20 +3,22 @@
 An upload is read in chunks up to the size limit, identified by its magic bytes (the declared
 content type and the file name never decide), then probed by `deeplens.model.imaging.probe`:
 header decode, decompression-bomb guard, and a cheap check that the stream is complete (a
-truncated JPEG fails it). Every rejection is an `HTTPException` with a detail a person can act on.
+truncated JPEG fails it). Metadata must be JSON that the stores keep as sent (`deeplens.jsontext`);
+a file name and short text fields are kept only as they can be shown safely (`shown_safely`).
+Every rejection is an `HTTPException` with a detail a person can act on.
 """
 
 from __future__ import annotations
 
-import json
-import re
+import unicodedata
 from typing import Any
 
 from fastapi import HTTPException, status
 
+from deeplens import jsontext
 from deeplens.model import imaging
 
-MAX_METADATA_CHARS = 16 * 1024
+MAX_METADATA_BYTES = 16 * 1024
 MAX_UPLOADED_BY_CHARS = 256
 MAX_FILE_NAME_CHARS = 255
 
@@ -29,7 +31,10 @@ _EXTENSIONS = {
     "image/bmp": ".bmp",
     "image/tiff": ".tif",
 }
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Bidirectional classes of the embedding, override and isolate controls (U+202A-U+202E,
+# U+2066-U+2069), and the marks whose class is that of a letter (ALM, LRM, RLM).
+_BIDI_FORMATTING = {"LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"}
+_BIDI_MARKS = {"\u061c", "\u200e", "\u200f"}
 
 
 def sniff(head: bytes) -> str | None:
@@ -99,41 +104,52 @@ def inspect_image(data: bytes, max_pixels: int = imaging.DEFAULT_MAX_PIXELS) -> 
         ) from exc
 
 
-def parse_metadata(raw: str | None) -> dict[str, Any]:
-    """The `metadata` form field: a JSON object (or nothing); 400 for anything else."""
+def parse_metadata(raw: str | bytes | None) -> dict[str, Any]:
+    """The `metadata` form field: a JSON object (or nothing); 400 for anything else.
+
+    It must be UTF-8, at most `MAX_METADATA_BYTES`, and JSON that PostgreSQL and Qdrant store
+    as sent (`deeplens.jsontext`: finite numbers, no NUL or lone surrogate, at most
+    `jsontext.MAX_DEPTH` levels deep, no key twice).
+    """
     if raw is None or not raw.strip():
         return {}
-    if len(raw) > MAX_METADATA_CHARS:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            f"metadata is {len(raw):,} characters; the limit is {MAX_METADATA_CHARS:,}",
-        )
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            f'metadata is not valid JSON ({exc}); send an object such as {{"sku": "A-1"}}',
-        ) from exc
+        value = jsontext.loads(raw, "metadata", MAX_METADATA_BYTES)
+    except jsontext.JSONTextError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
     if not isinstance(value, dict):
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
-            f'metadata must be a JSON object such as {{"sku": "A-1"}}, not {type(value).__name__}',
+            f'metadata must be a JSON object such as {{"sku": "A-1"}}, not {_json_kind(value)}',
         )
-    if "\\u0000" in json.dumps(value):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "metadata must not contain NUL characters")
     return value
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed in JSON")
-
-
-def clean_text(value: str | None, field: str, limit: int) -> str | None:
-    """A short free-text form field: control characters removed, at most `limit` characters."""
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
     if value is None:
+        return "null"
+    return "a boolean" if isinstance(value, bool) else "a number"
+
+
+def clean_text(raw: str | bytes | None, field: str, limit: int) -> str | None:
+    """A short free-text form field (UTF-8): shown safely (`shown_safely`), at most `limit`
+    characters; 400 otherwise."""
+    if raw is None:
         return None
-    cleaned = _CONTROL.sub("", value).strip()
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                f"{field} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
+                f"{exc.start}); send it as UTF-8 text",
+            ) from exc
+    cleaned = shown_safely(raw).strip()
     if len(cleaned) > limit:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,
@@ -143,8 +159,29 @@ def clean_text(value: str | None, field: str, limit: int) -> str | None:
 
 
 def file_name(declared: str | None, content_type: str) -> str:
-    """The client's file name without any path or control characters (a default if none)."""
-    name = _CONTROL.sub("", (declared or "").replace("\\", "/").rsplit("/", 1)[-1]).strip()
+    """The client's file name, kept and shown as the image's name: its last path segment,
+    shown safely (`shown_safely`), at most `MAX_FILE_NAME_CHARS` (its end, so the extension
+    stays); ``upload.<ext>`` when nothing is left."""
+    name = shown_safely((declared or "").replace("\\", "/").rsplit("/", 1)[-1]).strip()
     if not name or name in (".", ".."):
         name = "upload" + _EXTENSIONS.get(content_type, "")
     return name[-MAX_FILE_NAME_CHARS:]
+
+
+def shown_safely(text: str) -> str:
+    """`text` in NFC without what would change how it or the text around it is shown: control
+    characters (NUL, line breaks, escapes), the line and paragraph separators U+2028 and U+2029,
+    and bidirectional formatting (U+202E, which shows "gpj.exe" as "exe.jpg", and the rest)."""
+    text = unicodedata.normalize("NFC", text)
+    if text.isprintable():  # the common case: nothing to remove
+        return text
+    return "".join(char for char in text if not _hidden(char))
+
+
+def _hidden(char: str) -> bool:
+    category = unicodedata.category(char)
+    if category in ("Cc", "Cs", "Zl", "Zp"):
+        return True
+    return category == "Cf" and (
+        unicodedata.bidirectional(char) in _BIDI_FORMATTING or char in _BIDI_MARKS
+    )

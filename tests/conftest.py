@@ -28,6 +28,16 @@ FAST_HEALING = {
         "DEEPLENS_STUCK_AFTER_SECONDS": "45",
     }.items()
 }
+# Its tenants start with limits well above what the tests send; tests/security sets the limits
+# it tests on its own tenants.
+GENEROUS_LIMITS = {
+    name: os.environ.get(name, value)
+    for name, value in {
+        "DEEPLENS_DEFAULT_UPLOADS_PER_SECOND": "2000",
+        "DEEPLENS_DEFAULT_SEARCHES_PER_SECOND": "2000",
+        "DEEPLENS_DEFAULT_READS_PER_SECOND": "5000",
+    }.items()
+}
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +50,9 @@ def stack() -> Iterator[Stack]:
     starting meanwhile makes pytest's own directory private again.
     """
     home = Path(tempfile.mkdtemp(prefix="deeplens-tests-"))
-    config = StackConfig.on_free_ports(home, environ={**os.environ, **FAST_HEALING})
+    config = StackConfig.on_free_ports(
+        home, environ={**os.environ, **FAST_HEALING, **GENEROUS_LIMITS}
+    )
     try:
         with Stack(config) as running, pytest.MonkeyPatch.context() as env:
             for name, value in running.env.items():

@@ -61,6 +61,7 @@ def run(ctx: Context) -> dict[str, Any]:
             "series_ms": [round(ms, 2) for ms, _ in answers],
         }
     out["query_image_found_itself_top1"] = self_top1
+    out["limiter"] = _limiter_cost(ctx, tenant, [ctx.bulk_ids[i.seed] for i in picked])
     if ctx.config.profile:
         used = {i.seed for i in picked}
         others = [i for i in ctx.workload.bulk if i.seed in ctx.bulk_ids and i.seed not in used]
@@ -73,6 +74,27 @@ def run(ctx: Context) -> dict[str, Any]:
         )
     )
     return out
+
+
+def _limiter_cost(ctx: Context, tenant: api.Tenant, ids: list[str]) -> dict[str, Any]:
+    """The rate limiter's cost per request: the cached repeats again, with a search rate set
+    far above what one client sends (so the limiter counts each one in Redis, refusing none),
+    against the same repeats without a rate, interleaved."""
+    limits = f"{ctx.system.api_url}/api/v1/admin/tenants/{tenant.tenant_id}/limits"
+    admin = {"X-Admin-Key": ctx.system.admin_key}
+    with ctx.system.client() as client:
+        free: list[float] = []
+        counted: list[float] = []
+        for rate, into in ((None, free), (1_000_000, counted), (None, free), (1_000_000, counted)):
+            client.put(limits, headers=admin, json={"searchesPerSecond": rate}).raise_for_status()
+            time.sleep(1.5)  # every API process hears of the change
+            into.extend(api.similar(client, tenant, i, TOP_K)[0] for i in ids)
+    free_p50, counted_p50 = summary(free)["p50"] or 0, summary(counted)["p50"] or 0
+    return {
+        "without_ms": summary(free),
+        "with_ms": summary(counted),
+        "cost_p50_ms": round(counted_p50 - free_p50, 2),
+    }
 
 
 def _profile(ctx: Context, tenant: api.Tenant, items: list[Item]) -> None:

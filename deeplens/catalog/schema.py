@@ -146,6 +146,75 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (tenant_id, tier, group_no, image_id)
     );
     """,
+    # 5: the front door. A tenant has several API keys (each with an id, a label, read-only or
+    # not, when it was last used); a revoked key's tenant is announced on deeplens_tenant so
+    # that every API process forgets the tenant's cached keys. A tenant has limits (null: none)
+    # and its usage, kept by triggers: an insert over the quota is refused (SQLSTATE DLQ01).
+    """
+    CREATE TABLE deeplens.api_keys (
+        key_id       text PRIMARY KEY,
+        tenant_id    text NOT NULL REFERENCES deeplens.tenants ON DELETE CASCADE,
+        key_hash     text NOT NULL UNIQUE,
+        label        text NOT NULL,
+        read_only    boolean NOT NULL DEFAULT false,
+        created_at   timestamptz NOT NULL DEFAULT now(),
+        last_used_at timestamptz
+    );
+    CREATE INDEX api_keys_tenant ON deeplens.api_keys (tenant_id);
+    INSERT INTO deeplens.api_keys (key_id, tenant_id, key_hash, label, created_at)
+        SELECT 'key_' || substr(md5(api_key_hash), 1, 16), tenant_id, api_key_hash,
+               'created with the tenant', created_at
+        FROM deeplens.tenants;
+    ALTER TABLE deeplens.tenants DROP COLUMN api_key_hash;
+    CREATE FUNCTION deeplens.notify_key_revoked() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_notify('deeplens_tenant', OLD.tenant_id); RETURN NULL; END $$;
+    CREATE TRIGGER api_key_revoked_notify AFTER DELETE ON deeplens.api_keys
+        FOR EACH ROW EXECUTE FUNCTION deeplens.notify_key_revoked();
+
+    ALTER TABLE deeplens.tenants
+        ADD COLUMN uploads_per_second  integer,
+        ADD COLUMN searches_per_second integer,
+        ADD COLUMN reads_per_second    integer,
+        ADD COLUMN max_images          bigint,
+        ADD COLUMN max_bytes           bigint,
+        ADD COLUMN image_count         bigint NOT NULL DEFAULT 0,
+        ADD COLUMN byte_count          bigint NOT NULL DEFAULT 0;
+    UPDATE deeplens.tenants t SET
+        image_count = u.images, byte_count = u.bytes
+    FROM (SELECT tenant_id, count(*) AS images, sum(file_size) AS bytes
+          FROM deeplens.images GROUP BY tenant_id) u
+    WHERE u.tenant_id = t.tenant_id;
+    CREATE FUNCTION deeplens.count_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        over text;
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            UPDATE deeplens.tenants SET
+                image_count = image_count + 1, byte_count = byte_count + NEW.file_size
+            WHERE tenant_id = NEW.tenant_id
+            RETURNING CASE
+                WHEN image_count > max_images THEN format('%s images', max_images)
+                WHEN byte_count > max_bytes THEN format('%s bytes', max_bytes)
+            END INTO over;
+            IF over IS NOT NULL THEN
+                RAISE EXCEPTION 'tenant % is over its quota of %', NEW.tenant_id, over
+                    USING ERRCODE = 'DLQ01';
+            END IF;
+        ELSE
+            UPDATE deeplens.tenants SET
+                image_count = image_count - 1, byte_count = byte_count - OLD.file_size
+            WHERE tenant_id = OLD.tenant_id;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER images_usage AFTER INSERT OR DELETE ON deeplens.images
+        FOR EACH ROW EXECUTE FUNCTION deeplens.count_usage();
+    CREATE FUNCTION deeplens.notify_limits_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_notify('deeplens_tenant', NEW.tenant_id); RETURN NULL; END $$;
+    CREATE TRIGGER tenant_limits_notify AFTER UPDATE OF
+        uploads_per_second, searches_per_second, reads_per_second, max_images, max_bytes
+        ON deeplens.tenants FOR EACH ROW EXECUTE FUNCTION deeplens.notify_limits_changed();
+    """,
 ]
 
 

@@ -72,7 +72,8 @@ class Embedder:
     threads: ONNX Runtime intra-op threads (default: the CPUs in this process's affinity mask).
     max_batch_size: images per model call. decode_threads: Pillow workers for `embed_bytes`
     (0 decodes inline). max_pixels: images whose header claims more are refused. max_decode_bytes:
-    images whose decode would take more memory fail alone (`imaging.decode_cost`).
+    images whose decode would take more memory fail alone (`imaging.decode_cost`); decode_budget
+    names that budget in the refusal.
     allow_spinning: whether ONNX Runtime's threads busy-wait between calls; default: only when
     decoding inline. Spinning saves about 1 ms on a single image (the search API's case) but
     takes cores from a decode pool (bulk `embed_bytes` is about 8% faster without it).
@@ -88,6 +89,7 @@ class Embedder:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         allow_spinning: bool | None = None,
         max_decode_bytes: int | None = None,
+        decode_budget: str = "the run worker's budget (DEEPLENS_DECODE_BUDGET_MB)",
     ) -> None:
         self.spec = spec if isinstance(spec, ModelSpec) else get_model(spec)
         if max_batch_size < 1:
@@ -96,6 +98,7 @@ class Embedder:
         self.decode_threads = decode_threads
         self.max_pixels = max_pixels
         self.max_decode_bytes = max_decode_bytes
+        self.decode_budget = decode_budget
         spinning = decode_threads == 0 if allow_spinning is None else allow_spinning
         self._session = _open_session(self.spec, self.threads, spinning)
         batch_axis = self._session.get_inputs()[0].shape[0]
@@ -143,6 +146,7 @@ class Embedder:
             min_side=self.spec.resize,
             max_pixels=self.max_pixels,
             max_bytes=self.max_decode_bytes,
+            budget=self.decode_budget,
         )
         return fit(image, self.spec)
 

@@ -100,13 +100,15 @@ def decode(
     min_side: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int | None = None,
+    budget: str = "the run worker's budget (DEEPLENS_DECODE_BUDGET_MB)",
 ) -> Image.Image:
     """Decode to an upright RGB image.
 
     With `min_side`, a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps both
     sides >= `min_side`: much faster on large photos. EXIF orientation is applied; transparency is
     composited onto white. With `max_bytes`, an image whose decode would need more memory (see
-    `decode_cost`) is refused with `ImageTooLargeError` before any pixel is decoded.
+    `decode_cost`) is refused with `ImageTooLargeError`, naming `budget`, before any pixel is
+    decoded.
     """
     opened = _open(data, max_pixels)
     try:
@@ -115,10 +117,11 @@ def decode(
         if max_bytes is not None and (cost := decode_cost(opened)) > max_bytes:
             raise ImageTooLargeError(
                 f"{opened.width}x{opened.height} {opened.format} needs about {cost >> 20} MiB to "
-                f"decode, over the run worker's budget of {max_bytes >> 20} MiB "
-                "(DEEPLENS_DECODE_BUDGET_MB); send a smaller image"
+                f"decode, over {budget} of {max_bytes >> 20} MiB; send a smaller image"
             )
         return _to_rgb(ImageOps.exif_transpose(opened))
+    except ImageTooLargeError:
+        raise
     except DECODE_ERRORS as exc:
         raise CorruptImageError(f"cannot decode {opened.format} image: {exc}") from exc
 

@@ -20,16 +20,18 @@ from anyio import to_thread
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from psycopg_pool import ConnectionPool
 
+from deeplens import jsontext
 from deeplens.blobs import BlobStore, sha256_hex
-from deeplens.catalog import images, retries
+from deeplens.catalog import images, retries, tenants
 from deeplens.catalog.images import Image, NewImage
-from deeplens.catalog.tenants import Tenant
+from deeplens.catalog.keys import Identity
 from deeplens.settings import Settings
 from deeplens.status import status_view
 from search_api import forms, validation
 from search_api.deps import (
     BlobsDep,
     DbDep,
+    IdentityDep,
     KeysDep,
     SettingsDep,
     TenantDep,
@@ -47,10 +49,11 @@ router = APIRouter(prefix="/api/v1/images", tags=["images"])
 ESTIMATED_PROCESSING_SECONDS = 5
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Empty, damaged or truncated image, or invalid metadata"},
+    400: {"description": "Empty, damaged or truncated image, or invalid metadata or text"},
     401: {"description": "Missing or unknown API key"},
     403: {"description": "tenantId does not match the API key"},
     413: {"description": "File over the size limit, or too many pixels (decompression bomb)"},
+    429: {"description": "Over the tenant's upload rate or its quota of images or bytes"},
     415: {"description": "Not an accepted image format"},
 }
 
@@ -69,7 +72,15 @@ UPLOAD_FORM = forms.image_form_schema(
     "The image (JPEG, PNG, WebP, GIF, BMP).",
     {
         "uploadedBy": {"type": "string", "description": "Who uploaded it."},
-        "metadata": {"type": "string", "description": "A JSON object stored with the image."},
+        "metadata": {
+            "type": "string",
+            "description": (
+                "A JSON object stored with the image (UTF-8, at most "
+                f"{validation.MAX_METADATA_BYTES:,} bytes and {jsontext.MAX_DEPTH} levels deep; "
+                "finite numbers, whole ones within 64 bits; no NUL or lone surrogate in strings; "
+                "each key once)."
+            ),
+        },
         "tenantId": {"type": "string", "description": "Optional; must be the key's tenant."},
     },
 )
@@ -89,7 +100,7 @@ UPLOAD_FORM = forms.image_form_schema(
 )
 async def upload_image(
     request: Request,
-    tenant: TenantDep,
+    identity: IdentityDep,
     settings: SettingsDep,
     db: DbDep,
     blobs: BlobsDep,
@@ -104,7 +115,7 @@ async def upload_image(
     body = await request.body()  # bounded by `BodySizeLimit`
     content_type = request.headers.get("content-type", "")
     store = Store(settings=settings, db=db, blobs=blobs)
-    work = functools.partial(accept_upload, store, tenant, content_type, body, started)
+    work = functools.partial(accept_upload, store, identity, content_type, body, started)
     return await to_thread.run_sync(work, limiter=limiter)
 
 
@@ -118,19 +129,22 @@ class Store:
 
 
 def accept_upload(
-    store: Store, tenant: Tenant, content_type: str, body: bytes, started: float
+    store: Store, identity: Identity, content_type: str, body: bytes, started: float
 ) -> Response:
     """Validate the form completely, then store the bytes, the row and its event."""
+    tenant = identity.tenant
     form, file = forms.read_image_form(content_type, body)
     check_tenant_field(tenant, form.text("tenantId"))
-    meta = validation.parse_metadata(form.text("metadata"))
+    meta = validation.parse_metadata(form.value("metadata"))
     uploader = validation.clean_text(
-        form.text("uploadedBy"), "uploadedBy", validation.MAX_UPLOADED_BY_CHARS
+        form.value("uploadedBy"), "uploadedBy", validation.MAX_UPLOADED_BY_CHARS
     )
     data = file.data
     validation.check_size(len(data), store.settings.max_upload_bytes)
     info = validation.inspect_image(data)
+    name = validation.file_name(file.filename, info.mime)
     digest = sha256_hex(data)
+    _check_quota(store.db, identity, digest, len(data))
 
     new = NewImage(
         tenant_id=tenant.tenant_id,
@@ -138,7 +152,7 @@ def accept_upload(
         # Content-addressed: the same bytes again (a duplicate) write nothing, unless the
         # stored copy is missing or partial, which this repairs.
         blob_key=_put_blob(store.blobs, tenant.tenant_id, data, digest),
-        file_name=validation.file_name(file.filename, info.mime),
+        file_name=name,
         content_type=info.mime,
         file_size=len(data),
         width=info.width,
@@ -154,6 +168,10 @@ def accept_upload(
             status.HTTP_401_UNAUTHORIZED,
             f"tenant {tenant.tenant_id!r} no longer exists; its API key is void",
         ) from exc
+    except psycopg.Error as exc:
+        if exc.sqlstate != tenants.QUOTA_EXCEEDED:
+            raise
+        raise _over_quota(str(exc.diag.message_primary)) from exc
 
     retried = False
     if not created and image.status == "failed":
@@ -190,6 +208,37 @@ def accept_upload(
         answer.model_dump_json(by_alias=True, exclude_none=True),
         status_code=status.HTTP_202_ACCEPTED if created or retried else status.HTTP_200_OK,
         media_type="application/json",
+    )
+
+
+def _check_quota(db: ConnectionPool, identity: Identity, digest: str, size: int) -> None:
+    """429 before anything is stored when one more image of `size` bytes would take the tenant
+    over its quota (bytes it already holds are a duplicate and take nothing). Uploads racing
+    for the last place are decided exactly by the catalog's insert trigger."""
+    if identity.limits.max_images is None and identity.limits.max_bytes is None:
+        return
+    tenant_id = identity.tenant.tenant_id
+    with db.connection() as conn:
+        found = tenants.limits_and_usage(conn, tenant_id)
+        if found is None:
+            return  # a deleted tenant: the insert answers
+        limits, usage = found
+        over = None
+        if limits.max_images is not None and usage.images + 1 > limits.max_images:
+            over = f"{limits.max_images:,} images"
+        elif limits.max_bytes is not None and usage.bytes + size > limits.max_bytes:
+            over = f"{limits.max_bytes:,} bytes"
+        if over is None or images.find_by_sha(conn, tenant_id, digest) is not None:
+            return
+    raise _over_quota(f"tenant {tenant_id!r} is at its quota of {over}")
+
+
+def _over_quota(reason: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"{reason}; nothing was stored: delete images, or ask the operator to raise the "
+        "tenant's maxImages / maxBytes",
+        headers={"Retry-After": "60"},
     )
 
 

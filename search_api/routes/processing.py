@@ -1,9 +1,18 @@
 """Live processing status over a WebSocket: ``/hub/processing-status?imageId=...``.
 
-The socket gets the image's status view at once, then again after each change (the app's one
-LISTEN connection wakes it; see `deeplens.hub`), and is closed after a terminal status. The key
-comes in the ``X-API-Key`` header or, for browsers, the ``apiKey`` query parameter. Errors are
-sent as ``{"success": false, "detail": ...}`` before closing with code 4400/4401/4404.
+The socket gets the image's status view at once, then again after each change, and is closed
+after a terminal status. Changes are pushed: the app's one LISTEN connection wakes the sockets
+whose image changed (see `deeplens.hub`), so a socket that waits costs no catalog reads.
+
+The key is never taken from the URL (URLs end up in access logs and browser history). It comes
+in the ``X-API-Key`` header or, from a browser (which can't set headers on a WebSocket), as a
+subprotocol: offer ``deeplens`` and ``deeplens.key.<key>``, and the server selects ``deeplens``::
+
+    new WebSocket(url, ["deeplens", "deeplens.key." + apiKey])
+
+A key may hold `Settings.websockets_per_key` sockets at once in each API process. Refusals are
+sent as ``{"success": false, "detail": ...}`` before closing with code 4400 (not an image id),
+4401 (no key, or an unknown one), 4404 (no such image) or 4429 (too many sockets for the key).
 """
 
 from __future__ import annotations
@@ -14,19 +23,90 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, Query, WebSocket, WebSocketDisconnect, status
 from fastapi.concurrency import run_in_threadpool
 from psycopg_pool import ConnectionPool
 
 from deeplens.catalog import images
 from deeplens.catalog.tenants import Tenant
+from deeplens.hub import Subscription, TooManySubscriptions
+from deeplens.keys import hash_key
 from deeplens.status import status_view
-from search_api.deps import API_KEY_HEADER, DbDep, HubDep, KeysDep, tenant_for_key
+from search_api import audit
+from search_api.deps import (
+    API_KEY_HEADER,
+    DbDep,
+    HubDep,
+    KeysDep,
+    SettingsDep,
+    identity_for_key,
+)
 
 router = APIRouter(tags=["images"])
 
-# Re-read the status this often even without a wake-up (a missed notification costs no more).
-FALLBACK_POLL_SECONDS = 5.0
+SUBPROTOCOL = "deeplens"
+KEY_SUBPROTOCOL_PREFIX = "deeplens.key."
+# A close frame carries at most 125 bytes: the code's 2, and the reason's.
+MAX_CLOSE_REASON_BYTES = 123
+# How much of what a client sent a refusal repeats.
+MAX_ECHO_CHARS = 80
+HOW_TO_SEND_THE_KEY = (
+    f"send it in the {API_KEY_HEADER} header, or (from a browser) offer the subprotocols "
+    f"{SUBPROTOCOL} and {KEY_SUBPROTOCOL_PREFIX}<key>"
+)
+
+
+def close_reason(detail: str) -> str:
+    """`detail` cut to what a close frame can carry, at a character boundary."""
+    return detail.encode(errors="replace")[:MAX_CLOSE_REASON_BYTES].decode(errors="ignore")
+
+
+def shorten(text: str, limit: int = MAX_ECHO_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _offered_key(websocket: WebSocket) -> str:
+    """The key from the header, or else from a ``deeplens.key.<key>`` subprotocol; 401 without
+    one, and for one in the URL."""
+    if "apiKey" in websocket.query_params:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"the API key is not accepted in the URL: {HOW_TO_SEND_THE_KEY}",
+        )
+    if key := websocket.headers.get(API_KEY_HEADER):
+        return key
+    for protocol in websocket.scope.get("subprotocols", ()):
+        if protocol.startswith(KEY_SUBPROTOCOL_PREFIX):
+            return str(protocol[len(KEY_SUBPROTOCOL_PREFIX) :])
+    raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing API key: {HOW_TO_SEND_THE_KEY}")
+
+
+async def _accept(websocket: WebSocket) -> None:
+    """Accept, selecting ``deeplens`` when it was offered (a browser fails a handshake whose
+    offered subprotocols are all left unselected)."""
+    offered = websocket.scope.get("subprotocols", ())
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+
+
+async def _refuse(websocket: WebSocket, code: int, detail: str) -> None:
+    await _accept(websocket)
+    await websocket.send_json({"success": False, "detail": detail})
+    await websocket.close(code=code, reason=close_reason(detail))
+
+
+async def _authenticate(websocket: WebSocket, keys: KeysDep) -> tuple[Tenant, str] | None:
+    """The socket's tenant and its key's hash; None once the socket has been refused (and the
+    failure audited)."""
+    try:
+        key = _offered_key(websocket)
+        identity = keys.cached(key)
+        if identity is None:
+            identity = await run_in_threadpool(identity_for_key, keys, key)
+    except HTTPException as exc:
+        audit.record("auth.failed", websocket, scope="websocket", reason=exc.detail)
+        await _refuse(websocket, 4401, str(exc.detail))
+        return None
+    return identity.tenant, hash_key(key)
 
 
 def _view(db: ConnectionPool, tenant: Tenant, image_id: uuid.UUID) -> dict[str, Any] | None:
@@ -35,75 +115,76 @@ def _view(db: ConnectionPool, tenant: Tenant, image_id: uuid.UUID) -> dict[str, 
     return None if image is None else status_view(image, datetime.now(UTC))
 
 
-async def _refuse(websocket: WebSocket, code: int, detail: str) -> None:
-    await websocket.accept()
-    await websocket.send_json({"success": False, "detail": detail})
-    await websocket.close(code=code, reason=detail[:120])
-
-
 @router.websocket("/hub/processing-status")
 async def processing_status(
     websocket: WebSocket,
     db: DbDep,
     keys: KeysDep,
     hub: HubDep,
+    settings: SettingsDep,
     image_id: Annotated[str | None, Query(alias="imageId")] = None,
-    api_key: Annotated[str | None, Query(alias="apiKey")] = None,
 ) -> None:
-    key = websocket.headers.get(API_KEY_HEADER) or api_key
-    if not key:
-        detail = f"missing API key: send it in the {API_KEY_HEADER} header or as ?apiKey="
-        await _refuse(websocket, 4401, detail)
+    authenticated = await _authenticate(websocket, keys)
+    if authenticated is None:
         return
-    try:
-        tenant = await run_in_threadpool(tenant_for_key, keys, key)
-    except HTTPException as exc:
-        await _refuse(websocket, 4401, str(exc.detail))
-        return
+    tenant, key_hash = authenticated
     try:
         image_uuid = uuid.UUID(image_id or "")
     except ValueError:
-        await _refuse(websocket, 4400, f"imageId {image_id!r} is not an image id (a UUID)")
+        shown = shorten(image_id or "")
+        await _refuse(websocket, 4400, f"imageId {shown!r} is not an image id (a UUID)")
         return
-
-    subscription = hub.subscribe(str(image_uuid))  # before the first read: no gap
     try:
-        view = await run_in_threadpool(_view, db, tenant, image_uuid)
-        if view is None:
-            await _refuse(websocket, 4404, f"no image {image_uuid} for this tenant")
-            return
-        await websocket.accept()
-        await websocket.send_json(view)
-        receiver = asyncio.create_task(_until_disconnect(websocket))
-        try:
-            while view["status"] not in images.TERMINAL:
-                waiter = asyncio.create_task(subscription.wait())
-                done, _ = await asyncio.wait(
-                    {waiter, receiver},
-                    timeout=FALLBACK_POLL_SECONDS,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if receiver in done:
-                    waiter.cancel()
-                    return
-                if waiter not in done:
-                    waiter.cancel()
-                latest = await run_in_threadpool(_view, db, tenant, image_uuid)
-                if latest is None:  # deleted with its tenant
-                    await websocket.close(code=4404, reason="image deleted")
-                    return
-                if _changed(view, latest):
-                    await websocket.send_json(latest)
-                view = latest
-            await websocket.close(code=1000, reason=f"image {view['status']}")
-        finally:
-            receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-                await receiver
+        # Before the first read: a change in between still wakes the socket.
+        subscription = hub.subscribe(
+            str(image_uuid), tenant.tenant_id, owner=key_hash, limit=settings.websockets_per_key
+        )
+    except TooManySubscriptions as exc:
+        detail = f"too many status sockets for this API key: {exc.limit} per API process at once"
+        await _refuse(websocket, 4429, detail)
+        return
+    try:
+        await _watch(websocket, db, tenant, image_uuid, subscription)
     except WebSocketDisconnect:
         return
     finally:
         hub.unsubscribe(subscription)
+
+
+async def _watch(
+    websocket: WebSocket,
+    db: ConnectionPool,
+    tenant: Tenant,
+    image_id: uuid.UUID,
+    subscription: Subscription,
+) -> None:
+    """Send the status, then each change, until a terminal status or the client goes away."""
+    view = await run_in_threadpool(_view, db, tenant, image_id)
+    if view is None:
+        await _refuse(websocket, 4404, f"no image {image_id} for this tenant")
+        return
+    await _accept(websocket)
+    await websocket.send_json(view)
+    receiver = asyncio.create_task(_until_disconnect(websocket))
+    try:
+        while view["status"] not in images.TERMINAL:
+            waiter = asyncio.create_task(subscription.wait())
+            done, _ = await asyncio.wait({waiter, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver in done:
+                waiter.cancel()
+                return
+            latest = await run_in_threadpool(_view, db, tenant, image_id)
+            if latest is None:  # deleted, or its tenant was
+                await websocket.close(code=4404, reason="image deleted")
+                return
+            if _changed(view, latest):
+                await websocket.send_json(latest)
+            view = latest
+        await websocket.close(code=1000, reason=f"image {view['status']}")
+    finally:
+        receiver.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+            await receiver
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -6,6 +6,7 @@ are cached in Redis for a minute, keyed by the tenant's generation (see `deeplen
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -13,8 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+from anyio import to_thread
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool
 from qdrant_client import QdrantClient
@@ -25,7 +26,7 @@ from deeplens.blobs import sha256_hex
 from deeplens.cache import SearchCache
 from deeplens.catalog import images
 from deeplens.catalog.tenants import Tenant
-from deeplens.model.imaging import DECODE_ERRORS, ImageError
+from deeplens.model.imaging import DECODE_ERRORS, ImageError, ImageTooLargeError
 from search_api import forms, validation
 from search_api.deps import (
     CacheDep,
@@ -33,6 +34,7 @@ from search_api.deps import (
     KeysDep,
     ModelDep,
     QdrantDep,
+    QueryLimiterDep,
     SettingsDep,
     TenantDep,
     confirm_tenant,
@@ -141,15 +143,22 @@ async def search_by_image(
     qdrant: QdrantDep,
     cache: CacheDep,
     model: ModelDep,
+    limiter: QueryLimiterDep,
 ) -> JSONResponse:
-    """The tenant's images most similar to the uploaded one, best first."""
+    """The tenant's images most similar to the uploaded one, best first.
+
+    A query image whose decode would need more memory than the API's query budget is refused
+    with 413 before any pixel is decoded; at most `DEEPLENS_QUERY_CONCURRENCY` queries per API
+    process are decoded and embedded at once (the others wait their turn).
+    """
     started = time.perf_counter()
     body = await request.body()  # bounded by `BodySizeLimit`, read once the key is known good
     searcher = Searcher(tenant, db, qdrant, cache)
     content_type = request.headers.get("content-type", "")
-    return await run_in_threadpool(
+    work = functools.partial(
         _search_by_image, searcher, model, settings.max_upload_bytes, content_type, body, started
     )
+    return await to_thread.run_sync(work, limiter=limiter)
 
 
 def _search_by_image(
@@ -184,6 +193,10 @@ def _search_by_image(
         )
     try:
         vector = embedder.embed_one(data)
+    except ImageTooLargeError as exc:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"the query image is too large: {exc}"
+        ) from exc
     except (ImageError, *DECODE_ERRORS) as exc:
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST, f"the query image cannot be decoded: {exc}"

@@ -14,12 +14,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from deeplens.blobs import BlobStore
-from deeplens.catalog.tenants import Tenant
+from deeplens.catalog.keys import Identity
+from deeplens.catalog.tenants import Limits, Tenant
 from deeplens.keys import hash_key
 from deeplens.settings import Settings
 from search_api import deps
 from search_api.auth import TenantKeys
 from search_api.main import create_app
+from search_api.ratelimit import RateLimiter
 
 API_KEY = "dlk_unit-test-key"
 ADMIN_KEY = "unit-admin-key"
@@ -30,6 +32,15 @@ TENANT = Tenant(
     collection_alias="tenant_unit-tenant_efficientnet_lite0_vectors",
     created_at=datetime(2025, 1, 1, tzinfo=UTC),
 )
+IDENTITY = Identity(tenant=TENANT, key_id="key_unit", read_only=False, limits=Limits())
+# More keys of the same tenant: read-only, and one whose tenant may upload twice a second.
+READ_ONLY_KEY = "dlk_unit-read-only"
+SLOW_KEY = "dlk_unit-slow"
+IDENTITIES = {
+    hash_key(API_KEY): IDENTITY,
+    hash_key(READ_ONLY_KEY): Identity(TENANT, "key_ro", read_only=True, limits=Limits()),
+    hash_key(SLOW_KEY): Identity(TENANT, "key_slow", False, Limits(uploads_per_second=2)),
+}
 
 
 class Untouchable:
@@ -53,19 +64,23 @@ class FakeServices:
     upload_limiter: CapacityLimiter = field(default_factory=lambda: CapacityLimiter(1))
 
     def __post_init__(self) -> None:
-        def load(digest: str) -> Tenant | None:
+        def load(digest: str) -> Identity | None:
             self.key_lookups.append(digest)
-            return TENANT if digest == hash_key(API_KEY) else None
+            return IDENTITIES.get(digest)
 
         self.keys = TenantKeys(load)
 
     def install(self, app: FastAPI) -> None:
+        # What the gate reads from the app's state (no Redis: rates are counted in process).
+        app.state.keys = self.keys
+        app.state.rate_limiter = RateLimiter(None)
         overrides: dict[Any, Any] = {
             deps.get_settings: lambda: self.settings,
             deps.get_db: lambda: self.db,
             deps.get_blobs: lambda: self.blobs,
             deps.get_keys: lambda: self.keys,
             deps.get_upload_limiter: lambda: self.upload_limiter,
+            deps.get_query_limiter: lambda: self.upload_limiter,
             deps.get_qdrant: lambda: Untouchable("vector store"),
             deps.get_cache: lambda: Untouchable("search cache"),
             deps.get_hub: lambda: Untouchable("status hub"),

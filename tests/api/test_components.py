@@ -13,10 +13,11 @@ import redis
 
 from deeplens import tenancy
 from deeplens.cache import SearchCache, generation_key
+from deeplens.catalog.tenants import Limits
 from deeplens.hub import StatusHub
 from deeplens.keys import hash_key
 from search_api.auth import TenantKeys
-from tests.api.conftest import TENANT
+from tests.api.conftest import IDENTITY, TENANT
 
 # -- the key cache -----------------------------------------------------------------------------
 
@@ -26,23 +27,23 @@ def test_key_cache_remembers_hits_for_its_ttl() -> None:
 
     def load(digest: str) -> Any:
         loads.append(digest)
-        return TENANT if digest == hash_key("good") else None
+        return IDENTITY if digest == hash_key("good") else None
 
     keys = TenantKeys(load, ttl=60)
-    assert keys.lookup("good") is TENANT
-    assert keys.lookup("good") is TENANT
+    assert keys.lookup("good") is IDENTITY
+    assert keys.lookup("good") is IDENTITY
     assert loads == [hash_key("good")]
     assert keys.lookup("bad") is None
     assert keys.lookup("bad") is None
     assert loads.count(hash_key("bad")) == 2, "unknown keys are not cached"
     keys.forget_tenant(TENANT.tenant_id)
-    assert keys.lookup("good") is TENANT
+    assert keys.lookup("good") is IDENTITY
     assert loads.count(hash_key("good")) == 2
 
 
 def test_key_cache_expires() -> None:
     loads: list[str] = []
-    keys = TenantKeys(lambda digest: loads.append(digest) or TENANT, ttl=0)
+    keys = TenantKeys(lambda digest: loads.append(digest) or IDENTITY, ttl=0)
     keys.lookup("good")
     keys.lookup("good")
     assert len(loads) == 2
@@ -140,6 +141,7 @@ def test_failed_tenant_creation_is_undone(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(
         tenancy.tenants, "create", lambda conn, tid, *a: calls.append(f"row+{tid}") or TENANT
     )
+    monkeypatch.setattr(tenancy.keys, "create", lambda conn, tid, *a: calls.append(f"key+{tid}"))
     monkeypatch.setattr(tenancy.tenants, "delete", lambda conn, tid: calls.append(f"row-{tid}"))
     monkeypatch.setattr(
         tenancy.vectors, "drop_tenant", lambda client, tid, model: calls.append("collection-")
@@ -158,9 +160,10 @@ def test_failed_tenant_creation_is_undone(monkeypatch: pytest.MonkeyPatch) -> No
     )
     spec = SimpleNamespace(name="m", dimension=8)
     with pytest.raises(RuntimeError, match="Qdrant"):
-        tenancy.create_tenant(stores, spec, "acme", "Acme")  # type: ignore[arg-type]
+        tenancy.create_tenant(stores, spec, "acme", "Acme", Limits())  # type: ignore[arg-type]
     assert calls == [
         "row+acme",
+        "key+acme",
         "collection-",  # leftovers of an earlier tenant with this id
         "collection+8",
         "row-acme",  # undone; nothing else was written

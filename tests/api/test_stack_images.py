@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from deeplens import events
 from deeplens.catalog import images
@@ -201,12 +202,15 @@ def test_websocket_sends_the_current_status(
     assert view["imageId"] == image_id
     assert view["status"] in {"uploaded", "queued", "processing", "completed", "failed"}
 
-    with connect(f"{url}&apiKey=dlk_wrong", open_timeout=10) as socket:
-        refusal = json.loads(socket.recv(timeout=10))
-        with pytest.raises(ConnectionClosed) as closed:
-            socket.recv(timeout=10)
-    assert refusal["success"] is False and "API key" in refusal["detail"]
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    wrong_key = (url, {"X-API-Key": "dlk_wrong"})
+    key_in_the_url = (f"{url}&apiKey={tenant.api_key}", {})  # URLs get logged: never accepted
+    for target, headers in (wrong_key, key_in_the_url):
+        with connect(target, additional_headers=headers, open_timeout=10) as socket:
+            refusal = json.loads(socket.recv(timeout=10))
+            with pytest.raises(ConnectionClosed) as closed:
+                socket.recv(timeout=10)
+        assert refusal["success"] is False and "API key" in refusal["detail"]
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
 def test_websocket_pushes_changes_and_closes_after_a_terminal_status(
@@ -215,7 +219,10 @@ def test_websocket_pushes_changes_and_closes_after_a_terminal_status(
     image_id = post_image(client, tenant.headers, samples.jpeg(30)).json()["imageId"]
     url = api_url.replace("http", "ws", 1) + f"/hub/processing-status?imageId={image_id}"
     received: list[dict[str, object]] = []
-    with connect(f"{url}&apiKey={tenant.api_key}", open_timeout=10) as socket:
+    # As a browser sends the key: as a subprotocol, next to the one the server selects.
+    offered = [Subprotocol("deeplens"), Subprotocol(f"deeplens.key.{tenant.api_key}")]
+    with connect(url, subprotocols=offered, open_timeout=10) as socket:
+        assert socket.subprotocol == "deeplens"
         received.append(json.loads(socket.recv(timeout=10)))
         # Fail the image (unless the pipeline already completed it): the hub must push it.
         with psycopg.connect(stack.env["DEEPLENS_DATABASE_URL"], autocommit=True) as conn:

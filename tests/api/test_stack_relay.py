@@ -55,7 +55,7 @@ def seed(database_url: str, tenant_id: str, n: int, completed: bool) -> list[uui
     """A tenant with `n` uploaded images (each with its outbox row), and a completion event."""
     ids = []
     with psycopg.connect(database_url, autocommit=True) as conn:
-        tenants.create(conn, tenant_id, "Relay", uuid.uuid4().hex, "m", "alias")
+        tenants.create(conn, tenant_id, "Relay", "m", "alias")
         for i in range(n):
             digest = uuid.uuid4().hex
             new = NewImage(

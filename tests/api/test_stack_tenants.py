@@ -109,8 +109,9 @@ def test_admin_key_is_required(api_url: str, headers: dict[str, str]) -> None:
     assert deleted.status_code == 401
 
 
-def test_readyz_reports_dependencies_and_model(api_url: str) -> None:
-    body = httpx.get(f"{api_url}/readyz", timeout=30).json()
+def test_readyz_reports_dependencies_and_model(api_url: str, admin_key: str) -> None:
+    admin = {"X-Admin-Key": admin_key}  # the model's version is shown to the admin only
+    body = httpx.get(f"{api_url}/readyz", headers=admin, timeout=30).json()
     assert body["status"] == "ready"
     assert set(body["dependencies"]) == {"postgres", "kafka", "qdrant", "redis"}
     assert body["model"]["loaded"] is True

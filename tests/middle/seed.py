@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 from qdrant_client import QdrantClient
 
-from deeplens import keys, vectors
+from deeplens import vectors
 from deeplens.blobs import BlobStore
 from deeplens.catalog import images, tenants
 from deeplens.catalog.images import Image, NewImage
@@ -36,8 +36,7 @@ def create_tenant(conn: psycopg.Connection, client: QdrantClient, tenant_id: str
     """The tenant's catalog row and its first collection behind the alias; returns the alias."""
     alias = vectors.ensure_tenant_collection(client, tenant_id, MODEL, get_model(MODEL).dimension)
     assert alias == collection_alias(tenant_id, MODEL)
-    key_hash = keys.hash_key(keys.new_api_key())
-    tenants.create(conn, tenant_id, tenant_id.title(), key_hash, MODEL, alias)
+    tenants.create(conn, tenant_id, tenant_id.title(), MODEL, alias)
     return alias
 
 

@@ -6,7 +6,6 @@ import uuid
 
 import psycopg
 
-from deeplens import keys
 from deeplens.catalog import images, tenants
 from deeplens_local.stack.stack import Stack
 
@@ -14,7 +13,7 @@ from deeplens_local.stack.stack import Stack
 def test_idle_unfinished_images_are_requeued_once(stack: Stack) -> None:
     tenant_id = f"requeue-{uuid.uuid4().hex[:8]}"
     with psycopg.connect(stack.env["DEEPLENS_DATABASE_URL"], autocommit=True) as conn:
-        tenants.create(conn, tenant_id, "R", keys.hash_key(keys.new_api_key()), "m", "a")
+        tenants.create(conn, tenant_id, "R", "m", "a")
         made = []
         for n in range(3):
             new = images.NewImage(

@@ -11,7 +11,7 @@ import dagster as dg
 import psycopg
 import pytest
 
-from deeplens import clients, events, keys, vectors
+from deeplens import clients, events, vectors
 from deeplens.catalog import tenants
 from deeplens.clients import kafka_producer
 from deeplens.kafka import produce_all
@@ -36,7 +36,7 @@ def tenant_id(stack: Stack) -> str:
     client = clients.qdrant(stack.child_settings())
     alias = vectors.ensure_tenant_collection(client, tenant, model, 1280)
     with psycopg.connect(stack.env["DEEPLENS_DATABASE_URL"], autocommit=True) as conn:
-        tenants.create(conn, tenant, "S", keys.hash_key(keys.new_api_key()), model, alias)
+        tenants.create(conn, tenant, "S", model, alias)
     return tenant
 
 

@@ -73,7 +73,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, list[
 
         monkeypatch.setattr(clients, name, record)
     # Threads that would connect in the background, and the model, are not what this checks.
-    monkeypatch.setattr(QueryModel, "load", lambda self: self)
+    monkeypatch.setattr(QueryModel, "load", lambda self, max_decode_bytes=None: self)
     monkeypatch.setattr("deeplens.hub.StatusHub.start", lambda self: None)
     monkeypatch.setattr("deeplens.relay.OutboxRelay.start", lambda self: None)
     return calls
