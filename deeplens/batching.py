@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
 from deeplens import events
+
+TRACE_HEADERS = ("traceparent", "tracestate")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class Message:
     partition: int
     offset: int
     value: bytes | None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -31,9 +34,14 @@ class Batch:
     cluster: str = ""
     image_ids: list[str] = field(default_factory=list)
     ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # The trace context of the batch's first upload that has one: the run's spans join its
+    # trace (the others' correlation ids are on the spans).
+    trace: dict[str, str] = field(default_factory=dict)
 
     def add(self, message: Message, image_id: uuid.UUID) -> None:
         self.image_ids.append(str(image_id))
+        if not self.trace and "traceparent" in message.headers:
+            self.trace = {k: v for k, v in message.headers.items() if k in TRACE_HEADERS}
         lo, hi = self.ranges.get(message.partition, (message.offset, message.offset))
         self.ranges[message.partition] = (min(lo, message.offset), max(hi, message.offset))
 

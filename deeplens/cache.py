@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
+from prometheus_client import Counter
 from purgatory import SyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
@@ -26,6 +27,12 @@ DEFAULT_TTL = 60
 BREAKER = "redis-search-cache"
 
 T = TypeVar("T")
+
+LOOKUPS = Counter(
+    "deeplens_search_cache_lookups_total",
+    "Searches looked up in the cache: hit, miss, or unavailable (Redis down: not looked up).",
+    ["result"],
+)
 
 
 def generation_key(tenant_id: str) -> str:
@@ -64,9 +71,14 @@ class SearchCache:
 
     def get(self, key: str | None) -> dict[str, Any] | None:
         if key is None:
+            LOOKUPS.labels("unavailable").inc()
             return None
         raw = self._call("read", lambda: self._redis.get(key))
-        return dict(json.loads(raw)) if isinstance(raw, bytes) else None
+        if isinstance(raw, bytes):
+            LOOKUPS.labels("hit").inc()
+            return dict(json.loads(raw))
+        LOOKUPS.labels("miss" if self._available() else "unavailable").inc()
+        return None
 
     def put(self, key: str | None, value: dict[str, Any]) -> None:
         if key is None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from deeplens.blobs import BlobStore
+from deeplens.blobs import BlobStore, LocalBlobStore, S3BlobStore
 from deeplens.settings import Settings
 
 if TYPE_CHECKING:
     import redis
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient
+    from mypy_boto3_s3 import S3Client
     from psycopg_pool import ConnectionPool
     from qdrant_client import QdrantClient
 
@@ -138,4 +139,43 @@ def kafka_admin(settings: Settings, **overrides: Any) -> AdminClient:
 
 
 def blob_store(settings: Settings) -> BlobStore:
-    return BlobStore(settings.resolved_blob_root())
+    """The store of the image bytes: the directory `blob_root`, or the bucket `s3_bucket`."""
+    if settings.blob_store == "s3":
+        return S3BlobStore(s3_client(settings), settings.require("s3_bucket"), settings.s3_prefix)
+    return LocalBlobStore(settings.resolved_blob_root())
+
+
+def s3_client(settings: Settings, attempts: int = 3) -> S3Client:
+    """boto3's S3 client for the blob store, with the settings' credentials, or else boto3's own
+    chain (its variables and files, IRSA on Kubernetes, an instance role).
+
+    Every request is bounded by `s3_timeout` and tried `attempts` times in all (standard retry
+    mode: connection errors, timeouts, throttling and 5xx, with backoff), so that a store that
+    is down fails an upload within seconds rather than holding it.
+    """
+    import boto3
+    from botocore.config import Config
+
+    key_id = settings.secret("s3_access_key_id")
+    secret = settings.secret("s3_secret_access_key")
+    if (key_id is None) != (secret is None):
+        raise RuntimeError(
+            "DEEPLENS_S3_ACCESS_KEY_ID and DEEPLENS_S3_SECRET_ACCESS_KEY go together: set both, "
+            "or neither for boto3's own credentials"
+        )
+    config = Config(
+        connect_timeout=settings.s3_timeout,
+        read_timeout=settings.s3_timeout,
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        # An S3-compatible store is addressed by path: virtual hosts need a DNS name per bucket.
+        s3={"addressing_style": "path"} if settings.s3_endpoint_url else None,
+    )
+    # A session of its own: boto3's default one must not be shared across threads.
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=settings.s3_region,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=config,
+    )

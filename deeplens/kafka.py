@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -48,21 +49,42 @@ def cluster_id(settings: Settings, timeout: float = 5) -> str:
     return str(kafka_admin(settings).list_topics(timeout=timeout).cluster_id)
 
 
-def produce_all(
-    producer: Producer, messages: list[tuple[str, str, bytes]], timeout: float = 15
-) -> None:
-    """Produce (topic, key, value) messages and wait until every one is acknowledged."""
+Outgoing = tuple[str, str, bytes] | tuple[str, str, bytes, Mapping[str, str]]
+
+
+def produce_all(producer: Producer, messages: Sequence[Outgoing], timeout: float = 15) -> None:
+    """Produce (topic, key, value[, headers]) messages and wait until every one is
+    acknowledged."""
     errors: list[str] = []
 
     def on_delivery(err: KafkaError | None, _msg: Any) -> None:
         if err is not None:
             errors.append(str(err))
 
-    for topic, key, value in messages:
-        producer.produce(topic, key=key.encode(), value=value, on_delivery=on_delivery)
+    for message in messages:
+        topic, key, value = message[0], message[1], message[2]
+        headers: dict[str, str | bytes | None] | None = (
+            dict(message[3]) if len(message) == 4 and message[3] else None
+        )
+        producer.produce(
+            topic, key=key.encode(), value=value, on_delivery=on_delivery, headers=headers
+        )
         producer.poll(0)
     remaining = producer.flush(timeout)
     if remaining or errors:
         raise KafkaException(
             f"{remaining} message(s) not delivered within {timeout}s; errors: {errors[:3]}"
         )
+
+
+KafkaHeaders = Mapping[str, str | bytes | None] | Sequence[tuple[str, str | bytes | None]]
+
+
+def headers_of(raw: KafkaHeaders | None) -> dict[str, str]:
+    """A consumed message's headers (the last of a repeated name), as text."""
+    pairs = raw.items() if isinstance(raw, Mapping) else raw or []
+    return {
+        name: value.decode(errors="replace") if isinstance(value, bytes) else value
+        for name, value in pairs
+        if value is not None
+    }

@@ -219,7 +219,9 @@ def _read(blobs: BlobStore, image: Image) -> bytes | str:
         return blobs.get(image.blob_key)
     except FileNotFoundError as exc:
         if not blobs.available():
-            raise BlobStoreUnavailable(f"the blob store at {blobs.root} is unavailable") from exc
+            raise BlobStoreUnavailable(
+                f"the blob store at {blobs.location} is unavailable"
+            ) from exc
         return MISSING_BLOB
     except OSError as exc:
         raise BlobStoreUnavailable(f"cannot read {image.blob_key}: {exc}") from exc

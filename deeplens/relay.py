@@ -7,7 +7,8 @@ event was lost on the way are the reconciler's (`deeplens_dagster.sensors.reconc
 
 It wakes on ``NOTIFY deeplens_outbox`` (and polls every second in case a wake-up is missed),
 claims unsent rows with ``FOR UPDATE SKIP LOCKED``, produces them, and in the same transaction
-marks them sent and moves announced uploads to ``queued``. When Kafka or Postgres is down it logs,
+marks them sent and moves announced uploads to ``queued``. Each message carries the trace context
+its row was written in (`deeplens.tracing`). When Kafka or Postgres is down it logs,
 backs off and catches up later; uploads never wait for it. Delivery is at least once: a crash
 between produce and commit publishes again.
 
@@ -28,8 +29,9 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import Producer
+from opentelemetry.trace import SpanKind, StatusCode
 
-from deeplens import clients, events
+from deeplens import clients, events, logs, tracing
 from deeplens.catalog import images, outbox
 from deeplens.kafka import produce_all
 from deeplens.settings import Settings
@@ -113,7 +115,7 @@ class OutboxRelay:
             rows = outbox.claim(conn, self._batch_size)
             if not rows:
                 return 0
-            produce_all(self._kafka(), [(r.topic, r.key, r.value()) for r in rows])
+            self._produce(rows)
             outbox.mark_sent(conn, [r.id for r in rows])
             uploaded: list[uuid.UUID] = []
             for row in rows:
@@ -127,10 +129,48 @@ class OutboxRelay:
                 images.mark_queued(conn, uploaded)
         self.published += len(rows)
         log.debug("outbox relay published %d event(s)", len(rows))
+        if log.isEnabledFor(logging.DEBUG):
+            for row in rows:
+                event = row.payload.get("eventType")
+                log.debug(
+                    "published %s to %s",
+                    event,
+                    row.topic,
+                    extra=logs.correlation(row.correlation_id),
+                )
         if self._on_completed is not None:
             for tenant_id in completed:
                 self._on_completed(tenant_id)
         return len(rows)
+
+    def _produce(self, rows: list[outbox.OutboxRow]) -> None:
+        """Produce the rows and wait for their acknowledgement. When tracing, each is published
+        in a span that is a child of the context the row was written in, and that span's
+        context goes with the message as its ``traceparent`` header; otherwise the row's
+        headers go as they are."""
+        if not tracing.enabled():
+            produce_all(self._kafka(), [(r.topic, r.key, r.value(), r.headers) for r in rows])
+            return
+        spans = [
+            tracing.start_span(
+                f"publish {row.topic}", row.headers, SpanKind.PRODUCER, _attributes(row)
+            )
+            for row in rows
+        ]
+        messages = [
+            (row.topic, row.key, row.value(), tracing.headers_of(span) or row.headers)
+            for row, span in zip(rows, spans, strict=True)
+        ]
+        try:
+            produce_all(self._kafka(), messages)
+        except Exception as exc:
+            for span in spans:
+                span.record_exception(exc)
+                span.set_status(StatusCode.ERROR, str(exc))
+            raise
+        finally:
+            for span in spans:
+                span.end()
 
     @property
     def leading(self) -> bool:
@@ -178,3 +218,17 @@ class OutboxRelay:
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()
             self._conn = None
+
+
+def _attributes(row: outbox.OutboxRow) -> dict[str, str]:
+    """A publish span's attributes: the messaging conventions' and the event's ids."""
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": row.topic,
+        "messaging.kafka.message.key": row.key,
+        tracing.CORRELATION_ID: row.correlation_id,
+        tracing.TENANT_ID: str(row.payload.get("tenantId") or row.key),
+        "deeplens.event_type": row.payload.get("eventType"),
+    }
+    return {k: str(v) for k, v in attributes.items() if v}

@@ -85,6 +85,45 @@ class Settings(BaseSettings):
     blob_root: Path | None = Field(
         None, description="Directory for image bytes (default: HOME/blobs)."
     )
+    blob_store: Literal["local", "s3"] = Field(
+        "local",
+        description=(
+            "Where image bytes are kept: `local`, the directory `blob_root`; `s3`, the bucket "
+            "`s3_bucket` of AWS S3 or of an S3-compatible store at `s3_endpoint_url`."
+        ),
+    )
+    s3_bucket: str | None = Field(None, description="The bucket of the image bytes (s3 store).")
+    s3_prefix: str = Field(
+        "", description="Prefix of every key in the bucket, so that systems can share one."
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description=(
+            "URL of an S3-compatible store (MinIO, Ceph...), whose buckets are addressed by "
+            "path; unset: AWS S3."
+        ),
+    )
+    s3_region: str | None = Field(
+        None, description="The bucket's region (default: boto3's, e.g. AWS_REGION)."
+    )
+    s3_access_key_id: SecretStr | None = Field(
+        None,
+        description=(
+            "Access key of the S3 store, with `s3_secret_access_key`; unset: boto3's own "
+            "credentials (AWS_* variables, its config files, IRSA on Kubernetes, an instance role)."
+        ),
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, description="Secret of `s3_access_key_id`."
+    )
+    s3_timeout: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "Seconds an S3 request may wait to connect, or for an answer; a request that fails "
+            "so (or with a 5xx) is tried 3 times in all before the store counts as unavailable."
+        ),
+    )
 
     # -- the model --------------------------------------------------------------------------
     model: str = Field("efficientnet_lite0", description="Model registry entry to embed with.")
@@ -142,6 +181,14 @@ class Settings(BaseSettings):
     default_max_images: int = Field(1_000_000, ge=0, description="Images a new tenant may store.")
     default_max_bytes: int = Field(
         100 * 1024**3, ge=0, description="Bytes of images a new tenant may store."
+    )
+    rate_limit_pause_seconds: float = Field(
+        1.0,
+        ge=0,
+        description=(
+            "How long a 429 waits before it is sent (at most until the client's window resets), "
+            "so that a client flooding in a loop is paced instead of answered at once."
+        ),
     )
     key_failures_per_second: int = Field(
         20,
@@ -215,12 +262,75 @@ class Settings(BaseSettings):
         ),
     )
 
+    # -- the pipeline: scale ------------------------------------------------------------------
+    max_concurrent_runs: int = Field(
+        2,
+        ge=1,
+        description=(
+            "Runs Dagster starts at once (the run coordinator of dagster.yaml and of the Helm "
+            "values reads this variable), and ingest runs the upload sensor keeps queued or "
+            "running: beyond it, uploads wait on Kafka and join the next, larger batch. A run "
+            "takes about a core and 1 GiB; on two cores, more only fight over them."
+        ),
+    )
+    max_batch: int = Field(
+        2000,
+        ge=1,
+        description=(
+            "Images in one ingest run at most (upload batches and retries). Each run costs a "
+            "process start (about 1.5 CPU-s of imports), so a bulk upload should make few runs; "
+            "the run config carries the ids (about 110 KB per 1,000)."
+        ),
+    )
+
     # -- logs -------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of the API, the relay and the CLI's own messages."
     )
     dagster_logs: Path | None = Field(
         None, description="Where Dagster keeps compute logs (the instance's compute_logs)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description=(
+            "Log lines of the API, the relay and the CLI: text, or one JSON object per line "
+            "with the trace, span and correlation ids."
+        ),
+    )
+
+    # -- traces and metrics -----------------------------------------------------------------
+    otel_exporter: Literal["none", "otlp", "console", "file"] = Field(
+        "none",
+        description=(
+            "Where OpenTelemetry spans go: nowhere (a no-op tracer), an OTLP collector "
+            "(`otel_endpoint`, or the standard OTEL_EXPORTER_OTLP_* variables), standard "
+            "output, or JSON lines in `otel_file`. Every process of the system reads it."
+        ),
+    )
+    otel_endpoint: str | None = Field(
+        None,
+        description=(
+            "OTLP endpoint, e.g. http://collector:4317 (gRPC) or http://collector:4318/v1/traces "
+            "with OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf."
+        ),
+    )
+    otel_file: Path | None = Field(
+        None, description="The JSON-lines file of the `file` exporter (default: HOME/traces.jsonl)."
+    )
+    metrics_require_admin_key: bool = Field(
+        False,
+        description=(
+            "Answer /metrics only with the admin key (X-Admin-Key, or Authorization: Bearer); "
+            "otherwise anyone who reaches the port may scrape it."
+        ),
+    )
+    metrics_window_seconds: float = Field(
+        900.0,
+        gt=0,
+        description=(
+            "The recent past that /metrics' pipeline figures cover (upload to searchable, run "
+            "outcomes), read from the catalog when scraped."
+        ),
     )
 
     @classmethod

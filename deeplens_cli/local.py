@@ -1,12 +1,16 @@
 """Local-stack commands. Each imports `deeplens_local` when it runs, so that the production
-commands beside them never load it."""
+commands beside them never load it (`status`, which also reads a local stack's state, is a client
+command: `deeplens_cli/status.py`)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from deeplens_cli import profile
 
 HomeOption = Annotated[
     Path,
@@ -35,6 +39,7 @@ def up(
     kafka_port: int = _port("kafka", 19092),  # type: ignore[assignment]
     qdrant_port: int = _port("qdrant", 16333),  # type: ignore[assignment]
     redis_port: int = _port("redis", 16379),  # type: ignore[assignment]
+    s3_port: int = _port("s3", 19000),  # type: ignore[assignment]
 ) -> None:
     """Start the whole system in the foreground (embedded servers where DEEPLENS_* is unset)."""
     from deeplens_local import cli
@@ -48,8 +53,21 @@ def up(
         kafka_port=kafka_port,
         qdrant_port=qdrant_port,
         redis_port=redis_port,
+        s3_port=s3_port,
     )
+    _leave_pointer(home)
     raise typer.Exit(cli.up(config))
+
+
+def _leave_pointer(home: Path) -> None:
+    """Note where this stack lives, so that client commands run from any directory find it
+    (they check that it runs before using it; a stale pointer is harmless)."""
+    pointer = profile.up_pointer(os.environ)
+    try:
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        pointer.write_text(str(home.resolve()))
+    except OSError:
+        pass  # a read-only home directory: the commands then find it only from its directory
 
 
 def down(
@@ -60,13 +78,6 @@ def down(
     from deeplens_local import cli
 
     raise typer.Exit(cli.down(home, timeout))
-
-
-def status(home: HomeOption = Path(".deeplens")) -> None:
-    """Show whether the local stack runs and where."""
-    from deeplens_local import cli
-
-    raise typer.Exit(cli.status(home))
 
 
 def model(ctx: typer.Context) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from deeplens import bootstrap, clients
+from deeplens import bootstrap, clients, tracing
 from deeplens.cache import SearchCache
 from deeplens.relay import OutboxRelay
 from deeplens.settings import Settings
@@ -40,6 +40,7 @@ def migrate(
 def relay() -> None:
     """Run the outbox relay on its own (then set DEEPLENS_RELAY_IN_API=false for the API)."""
     settings = Settings()
+    tracing.configure(settings, "deeplens-relay")
     cache = SearchCache(clients.redis_client(settings)) if settings.redis_url else None
     outbox = OutboxRelay(settings, on_completed=cache.invalidate if cache else None)
     stop = threading.Event()

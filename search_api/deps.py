@@ -93,11 +93,6 @@ def identity_for_key(keys: TenantKeys, api_key: str | None) -> Identity:
     return identity
 
 
-def tenant_for_key(keys: TenantKeys, api_key: str | None) -> Tenant:
-    """The tenant an API key belongs to; 401 for a missing or unknown key."""
-    return identity_for_key(keys, api_key).tenant
-
-
 async def current_identity(
     connection: HTTPConnection,
     keys: KeysDep,

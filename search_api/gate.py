@@ -12,11 +12,16 @@ from the headers alone, before any body is read.
   (`search_api.ratelimit`); over it, 429 with ``Retry-After`` and ``RateLimit-*`` headers.
 
 A refusal of a request that has a body closes the connection, so that the client stops sending
-it. Admitted requests carry their `Identity` in ``request.state.identity`` for the routes.
+it. A 429 is sent after a pause of up to ``DEEPLENS_RATE_LIMIT_PAUSE_SECONDS`` (at most until the
+client's window resets): a client that honours ``Retry-After`` loses nothing, and one that
+floods in a loop is paced by its own connections instead of making the API answer it as fast
+as it can ask. Admitted requests carry their `Identity` in ``request.state.identity`` for the
+routes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from typing import Literal
@@ -33,6 +38,7 @@ from deeplens.catalog.keys import Identity
 from deeplens.settings import Settings
 from search_api import audit
 from search_api.auth import TenantKeys
+from search_api.metrics import GATE_REFUSALS
 from search_api.ratelimit import RateLimiter, Verdict
 
 log = logging.getLogger(__name__)
@@ -45,6 +51,7 @@ ADMIN_KEY_HEADER = "X-Admin-Key"
 Kind = Literal["upload", "search", "read"]
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 NOUNS: dict[Kind, str] = {"upload": "uploads", "search": "searches", "read": "requests"}
+REASONS = {401: "unauthorized", 403: "forbidden", 503: "unavailable"}
 
 
 def kind_of(method: str, path: str) -> Kind:
@@ -68,11 +75,19 @@ def rate_for(identity: Identity, kind: Kind) -> int | None:
 
 
 class Refused(Exception):
-    def __init__(self, status_code: int, detail: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status_code: int,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        reason: str | None = None,
+    ):
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
         self.headers = headers or {}
+        # For /metrics: why, in a word (by default, the status's).
+        self.reason = reason or REASONS.get(status_code, str(status_code))
 
 
 class Gate:
@@ -91,6 +106,12 @@ class Gate:
                 identity = await _admit_tenant(connection)
                 scope.setdefault("state", {})["identity"] = identity
         except Refused as refused:
+            GATE_REFUSALS.labels(refused.reason, str(refused.status_code)).inc()
+            if refused.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
+                settings: Settings = scope["app"].state.settings
+                pause = min(settings.rate_limit_pause_seconds, _reset_seconds(refused))
+                if pause > 0:
+                    await asyncio.sleep(pause)
             headers = dict(refused.headers)
             if _has_body(connection):
                 headers["Connection"] = "close"
@@ -128,32 +149,42 @@ def check_admin_key(settings: Settings, given: str | None) -> None:
         raise Refused(status.HTTP_401_UNAUTHORIZED, "wrong admin key")
 
 
-async def _admit_tenant(connection: HTTPConnection) -> Identity:
+async def identify(connection: HTTPConnection, api_key: str, scope: str) -> Identity:
+    """Who `api_key` speaks for (the HTTP gate and the status WebSocket): from the cache, or
+    looked up unless the client's address sent too many unknown keys this second. Raises
+    `Refused` (401, 429, 503); an unknown key is audited under `scope`."""
     state = connection.app.state
     settings: Settings = state.settings
     keys: TenantKeys = state.keys
     limiter: RateLimiter = state.rate_limiter
+    identity = keys.cached(api_key)
+    if identity is not None:
+        return identity
+    failures = f"key-failures:{audit.client_address(connection) or 'unknown'}"
+    if (refused := limiter.refused(failures)) is not None:
+        raise _too_many_unknown_keys(refused)
+    identity = await _lookup(keys, api_key)
+    if identity is None:
+        audit.record("auth.failed", connection, scope=scope, reason="unknown API key")
+        verdict = await limiter.check(failures, settings.key_failures_per_second)
+        if not verdict.allowed:
+            raise _too_many_unknown_keys(verdict)
+        raise Refused(
+            status.HTTP_401_UNAUTHORIZED,
+            "unknown API key: use the apiKey returned when the tenant or the key was created",
+        )
+    return identity
+
+
+async def _admit_tenant(connection: HTTPConnection) -> Identity:
+    limiter: RateLimiter = connection.app.state.rate_limiter
     api_key = connection.headers.get(API_KEY_HEADER)
     if not api_key:
         raise Refused(
             status.HTTP_401_UNAUTHORIZED,
             f"missing API key: send the tenant's key in the {API_KEY_HEADER} header",
         )
-    identity = keys.cached(api_key)
-    if identity is None:
-        failures = f"key-failures:{audit.client_address(connection) or 'unknown'}"
-        if (refused := limiter.refused(failures)) is not None:
-            raise _too_many_unknown_keys(refused)
-        identity = await _lookup(keys, api_key)
-        if identity is None:
-            audit.record("auth.failed", connection, scope="tenant", reason="unknown API key")
-            verdict = await limiter.check(failures, settings.key_failures_per_second)
-            if not verdict.allowed:
-                raise _too_many_unknown_keys(verdict)
-            raise Refused(
-                status.HTTP_401_UNAUTHORIZED,
-                "unknown API key: use the apiKey returned when the tenant or the key was created",
-            )
+    identity = await identify(connection, api_key, "tenant")
     method, path = connection.scope["method"], connection.url.path
     kind = kind_of(method, path)
     if identity.read_only and method in WRITES and kind != "search":
@@ -170,6 +201,7 @@ async def _admit_tenant(connection: HTTPConnection) -> Identity:
                 f"tenant {identity.tenant.tenant_id!r} is over its rate of {rate} "
                 f"{NOUNS[kind]} per second; retry after {verdict.reset_seconds}s",
                 verdict.headers(),
+                reason=f"{kind}_rate",
             )
     return identity
 
@@ -180,6 +212,7 @@ def _too_many_unknown_keys(verdict: Verdict) -> Refused:
         "too many unknown API keys from this address; use the key returned when the tenant or "
         f"the key was created, and retry after {verdict.reset_seconds}s",
         verdict.headers(),
+        reason="unknown_keys",
     )
 
 
@@ -193,6 +226,10 @@ async def _lookup(keys: TenantKeys, api_key: str) -> Identity | None:
             "the catalog database is unavailable; try again shortly",
             {"Retry-After": "5"},
         ) from exc
+
+
+def _reset_seconds(refused: Refused) -> float:
+    return float(refused.headers.get("Retry-After", "1"))
 
 
 def _has_body(connection: HTTPConnection) -> bool:

@@ -1,7 +1,8 @@
 """What the API holds for its lifetime: clients, the model, background threads.
 
 Built in `lifespan` (nothing connects at import) by the shared factories in `deeplens.clients`,
-put on ``app.state`` one by one, and closed on shutdown in reverse order. Routes reach each
+put on ``app.state`` one by one, and closed on shutdown in reverse order. Logs and traces are set
+up first, as the settings say (`deeplens.logs`, `deeplens.tracing`). Routes reach each
 through its own dependency in `search_api.deps`; tests replace them with
 ``app.dependency_overrides``.
 """
@@ -15,11 +16,14 @@ from contextlib import ExitStack, asynccontextmanager
 from anyio import CapacityLimiter
 from fastapi import FastAPI
 
-from deeplens import clients
+from deeplens import clients, logs, tracing
 from deeplens.cache import SearchCache
 from deeplens.catalog import keys as api_keys
+from deeplens.catalog import stats
 from deeplens.catalog.keys import Identity
+from deeplens.catalog.stats import PipelineStats
 from deeplens.hub import StatusHub
+from deeplens.metrics import PipelineCollector
 from deeplens.relay import OutboxRelay
 from deeplens.settings import Settings
 from search_api.auth import TenantKeys
@@ -35,9 +39,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = Settings()
     settings: Settings = app.state.settings
     if not logging.getLogger().handlers:  # uvicorn configures only its own loggers
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        logs.configure(settings)
+    tracing.configure(settings, "deeplens-api")
     with ExitStack() as stack:
         state = app.state
         state.db = db = clients.postgres_pool(
@@ -49,6 +52,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = clients.redis_client(settings)
         stack.callback(redis.close)
         state.cache = cache = SearchCache(redis, retry_seconds=settings.redis_retry_seconds)
+
+        def read_stats() -> PipelineStats:
+            with db.connection() as conn:
+                return stats.read(conn, settings.metrics_window_seconds)
+
+        state.pipeline_metrics = PipelineCollector(read_stats, settings.metrics_window_seconds)
         state.kafka_admin = clients.kafka_admin(settings)
         state.blobs = clients.blob_store(settings)
 

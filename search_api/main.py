@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from deeplens.settings import Settings
-from search_api import docs, errors, gate, limits
+from search_api import docs, errors, gate, limits, metrics, page
 from search_api.lifespan import lifespan
 from search_api.routes import (
     duplicates,
@@ -16,6 +16,10 @@ from search_api.routes import (
     search,
     tenants,
 )
+from search_api.routes import metrics as metrics_route
+
+# Probes and scrapes: no spans.
+UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,12 +30,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # /docs and /redoc come from `search_api.docs`, with their assets
         redoc_url=None,
+        # FastAPI's own OpenTelemetry spans, one per request, named by route template and
+        # continuing the caller's traceparent; it makes them once `deeplens.tracing` installed
+        # a tracer provider, and costs nothing otherwise. Metrics are Prometheus's (/metrics).
+        telemetry={
+            "metrics": False,
+            "logs": False,
+            "operation_spans": False,
+            "exclude": lambda scope: scope.get("path") in UNTRACED,
+        },
     )
     app.state.settings = settings  # None: `lifespan` reads the environment when the app starts
     app.add_middleware(limits.BodySizeLimit)
-    app.add_middleware(gate.Gate)  # outermost: keys and rates before anything reads the body
+    app.add_middleware(gate.Gate)  # keys and rates before anything reads the body
+    app.add_middleware(metrics.HttpMetrics)  # outermost: counts every answer, refusals too
     errors.install(app)
     docs.install(app)
+    page.install(app)  # the search page at /app/
     app.include_router(health.router)
     app.include_router(tenants.router)
     app.include_router(images.router)
@@ -39,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search.router)
     app.include_router(duplicates.router)
     app.include_router(processing.router)
+    app.include_router(metrics_route.router)
     return app
 
 

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from search_api.validation import shown_safely
+
+# Free text a person gave (a tenant's name, a key's label), stored and shown as
+# `shown_safely` leaves it: no control, bidi or lone surrogate characters.
+SafeText = Annotated[str, AfterValidator(lambda text: shown_safely(text).strip())]
 
 
 class ApiModel(BaseModel):
@@ -19,7 +25,9 @@ class ApiModel(BaseModel):
 
 class TenantCreate(ApiModel):
     tenant_id: str = Field(examples=["acme-corp"], max_length=200)
-    name: str | None = Field(None, max_length=200, description="Display name (default: the id).")
+    name: SafeText | None = Field(
+        None, max_length=200, description="Display name (default: the id)."
+    )
 
 
 class LimitsBody(ApiModel):
@@ -59,10 +67,16 @@ class TenantDetail(ApiModel):
     usage: Usage
     images_by_status: dict[str, int]
     keys: int = Field(description="How many API keys the tenant has.")
+    alias_target: str | None = Field(
+        None, description="The physical collection the alias serves (null: Qdrant didn't say)."
+    )
+    points: int | None = Field(
+        None, description="Vectors in that collection (null: Qdrant didn't say)."
+    )
 
 
 class KeyCreate(ApiModel):
-    label: str = Field("", max_length=200, examples=["ci uploader"])
+    label: SafeText = Field("", max_length=200, examples=["ci uploader"])
     read_only: bool = Field(False, description="Search and read only: no upload, delete, retry.")
 
 

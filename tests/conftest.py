@@ -13,7 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from deeplens import tracing
 from deeplens_local.stack.stack import Stack, StackConfig
 
 # The tests' stack notices faults within seconds rather than the production defaults' minutes,
@@ -39,6 +44,12 @@ GENEROUS_LIMITS = {
     }.items()
 }
 
+# Its processes export their spans as JSON lines into the stack's home (HOME/traces.jsonl), which
+# tests/e2e/test_observability.py reads.
+TRACED = {
+    name: os.environ.get(name, value) for name, value in {"DEEPLENS_OTEL_EXPORTER": "file"}.items()
+}
+
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
@@ -51,7 +62,7 @@ def stack() -> Iterator[Stack]:
     """
     home = Path(tempfile.mkdtemp(prefix="deeplens-tests-"))
     config = StackConfig.on_free_ports(
-        home, environ={**os.environ, **FAST_HEALING, **GENEROUS_LIMITS}
+        home, environ={**os.environ, **FAST_HEALING, **GENEROUS_LIMITS, **TRACED}
     )
     try:
         with Stack(config) as running, pytest.MonkeyPatch.context() as env:
@@ -78,6 +89,20 @@ def admin_key(stack: Stack) -> str:
     return stack.env["DEEPLENS_ADMIN_KEY"]
 
 
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """The spans this process records during the test (this process traces from then on: a
+    tracer provider is global, and installed once)."""
+    if not tracing.enabled():
+        tracing.install(TracerProvider())
+    provider = trace.get_tracer_provider()
+    assert isinstance(provider, TracerProvider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()  # its processor drops what later tests record
+
+
 # The session's stack, and the local Qdrant server started on its own (tests/local_qdrant).
 STACK_FIXTURES = {"stack", "api_url", "ui_url", "admin_key", "server", "own_server"}
 
@@ -89,3 +114,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.stack)
+
+
+# Headless Chromium for the browser tests (tests/browser.py), shared by every test module.
+pytest_plugins = ["tests.browser"]

@@ -4,7 +4,8 @@ Status moves ``uploaded`` (row written) → ``queued`` (event on Kafka) → ``pr
 picked it up) → ``completed`` (searchable) or ``failed`` (with a reason). An infrastructure fault
 moves an image to ``retrying`` instead (see `deeplens.catalog.retries`), from where the
 reconciler takes it up again. Every transition that ends processing writes its event to the
-outbox in the same transaction, so an event is published exactly when the status changes.
+outbox in the same transaction, so an event is published exactly when the status changes; the
+outbox row keeps the trace context it was written in (`deeplens.tracing`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from deeplens import events
+from deeplens import events, tracing
 
 TERMINAL = ("completed", "failed")
 
@@ -102,8 +103,8 @@ def insert_with_event(conn: psycopg.Connection, new: NewImage) -> tuple[Image, b
                 ON CONFLICT (tenant_id, sha256) DO NOTHING
                 RETURNING {COLUMNS}
             ), event AS (
-                INSERT INTO deeplens.outbox (topic, key, payload)
-                SELECT %(topic)s, %(tenant_id)s, %(payload)s FROM ins
+                INSERT INTO deeplens.outbox (topic, key, payload, headers)
+                SELECT %(topic)s, %(tenant_id)s, %(payload)s, %(headers)s FROM ins
             )
             SELECT {COLUMNS}, true AS created FROM ins
             UNION ALL
@@ -126,6 +127,7 @@ def insert_with_event(conn: psycopg.Connection, new: NewImage) -> tuple[Image, b
                 "uploaded_at": uploaded_at,
                 "topic": events.TOPIC_UPLOADED,
                 "payload": Jsonb(_event_json(event)),
+                "headers": _headers(),
             },
         )
         row = cur.fetchone()
@@ -200,9 +202,16 @@ def requeue_unfinished(conn: psycopg.Connection, idle_seconds: float = 0) -> int
 
 def enqueue(conn: psycopg.Connection, topic: str, key: str, event: events.Envelope) -> None:
     conn.execute(
-        "INSERT INTO deeplens.outbox (topic, key, payload) VALUES (%s, %s, %s)",
-        (topic, key, Jsonb(_event_json(event))),
+        "INSERT INTO deeplens.outbox (topic, key, payload, headers) VALUES (%s, %s, %s, %s)",
+        (topic, key, Jsonb(_event_json(event)), _headers()),
     )
+
+
+def _headers() -> Jsonb | None:
+    """The outbox row's Kafka headers: the trace context of the span writing it (none when
+    tracing is off), so that its trace goes on through the relay to the run."""
+    headers = tracing.carrier()
+    return Jsonb(headers) if headers else None
 
 
 def _event_json(event: events.Envelope) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 
@@ -14,19 +14,26 @@ class OutboxRow:
     topic: str
     key: str
     payload: dict[str, object]
+    # Kafka headers to publish with: the W3C trace context of whatever wrote the row.
+    headers: dict[str, str] = field(default_factory=dict)
 
     def value(self) -> bytes:
         return json.dumps(self.payload, separators=(",", ":")).encode()
+
+    @property
+    def correlation_id(self) -> str | None:
+        value = self.payload.get("correlationId")
+        return str(value) if value else None
 
 
 def claim(conn: psycopg.Connection, limit: int = 500) -> list[OutboxRow]:
     """Lock the oldest unsent rows, skipping rows another relay holds (inside a transaction)."""
     rows = conn.execute(
-        "SELECT id, topic, key, payload FROM deeplens.outbox WHERE sent_at IS NULL"
+        "SELECT id, topic, key, payload, headers FROM deeplens.outbox WHERE sent_at IS NULL"
         " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
         (limit,),
     ).fetchall()
-    return [OutboxRow(int(r[0]), str(r[1]), str(r[2]), dict(r[3])) for r in rows]
+    return [OutboxRow(int(r[0]), str(r[1]), str(r[2]), dict(r[3]), dict(r[4] or {})) for r in rows]
 
 
 def mark_sent(conn: psycopg.Connection, ids: list[int]) -> None:

@@ -3,6 +3,8 @@
 - Heartbeats: a run worker writes one every few seconds while it runs. A run whose heartbeat
   stopped (worker killed, hung, lost with its node, or the whole stack restarted under it) is
   found by the reconciler however the run was launched.
+- Run outcomes: how each run that beat ended, recorded as the reconciler clears its heartbeat
+  (what /metrics reports of runs: their workers are not scraped).
 - Retired collections: the physical collection a reindex replaced, kept for a grace period so
   that the tenant can be rolled back to it, then dropped.
 """
@@ -14,6 +16,8 @@ from datetime import datetime
 
 import psycopg
 from psycopg.rows import class_row
+
+OUTCOMES_KEPT = "7 days"
 
 
 @dataclass(frozen=True)
@@ -36,8 +40,20 @@ def beat(conn: psycopg.Connection, run_id: str, tenant_id: str | None, host: str
     )
 
 
-def end(conn: psycopg.Connection, run_id: str) -> None:
-    conn.execute("DELETE FROM deeplens.run_heartbeats WHERE run_id = %s", (run_id,))
+def end(conn: psycopg.Connection, run_id: str, outcome: str) -> None:
+    """Clear the heartbeat of a run that ended, recording how it ended (`success`, `failure`,
+    `canceled`, or `lost` when Dagster has no record of it) for /metrics; outcomes are kept
+    for `OUTCOMES_KEPT`."""
+    conn.execute(
+        "WITH ended AS (DELETE FROM deeplens.run_heartbeats WHERE run_id = %s"
+        " RETURNING run_id, tenant_id, started_at)"
+        " INSERT INTO deeplens.run_outcomes (run_id, tenant_id, outcome, started_at)"
+        " SELECT run_id, tenant_id, %s, started_at FROM ended ON CONFLICT (run_id) DO NOTHING",
+        (run_id, outcome),
+    )
+    conn.execute(
+        "DELETE FROM deeplens.run_outcomes WHERE ended_at < now() - %s::interval", (OUTCOMES_KEPT,)
+    )
 
 
 def heartbeats(conn: psycopg.Connection) -> dict[str, Heartbeat]:

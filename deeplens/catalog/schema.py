@@ -215,6 +215,22 @@ MIGRATIONS: list[str] = [
         uploads_per_second, searches_per_second, reads_per_second, max_images, max_bytes
         ON deeplens.tenants FOR EACH ROW EXECUTE FUNCTION deeplens.notify_limits_changed();
     """,
+    # 6: observability. An outbox row keeps the Kafka headers it is published with (the W3C
+    # trace context of the request or run that wrote it); /metrics reads the images indexed
+    # in the recent past, and the outcomes of runs that ended, which the reconciler records
+    # as it clears their heartbeats.
+    """
+    ALTER TABLE deeplens.outbox ADD COLUMN headers jsonb;
+    CREATE INDEX images_indexed_at ON deeplens.images (indexed_at) WHERE indexed_at IS NOT NULL;
+    CREATE TABLE deeplens.run_outcomes (
+        run_id     text PRIMARY KEY,
+        tenant_id  text,
+        outcome    text NOT NULL,
+        started_at timestamptz NOT NULL,
+        ended_at   timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX run_outcomes_ended ON deeplens.run_outcomes (ended_at);
+    """,
 ]
 
 

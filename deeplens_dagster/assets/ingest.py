@@ -1,10 +1,13 @@
-"""The ingest assets, ``images`` → ``embeddings`` → ``indexed_vectors``, partitioned by tenant."""
+"""The ingest assets, ``images`` → ``embeddings`` → ``indexed_vectors``, partitioned by tenant.
+
+Each step runs in a span of its upload's trace (`deeplens_dagster.tracing`) naming its images.
+"""
 
 import time
 
 import dagster as dg
 
-from deeplens import pipeline
+from deeplens import pipeline, tracing
 from deeplens.catalog import images as catalog
 from deeplens.catalog import tenants
 from deeplens_dagster.assets.config import RETRY, IngestBatch
@@ -15,6 +18,7 @@ from deeplens_dagster.resources import (
     EmbedderResource,
     QdrantResource,
 )
+from deeplens_dagster.tracing import traced_step
 
 
 def _tenant(context: dg.AssetExecutionContext, catalog_db: CatalogResource) -> tenants.Tenant:
@@ -36,6 +40,7 @@ def _sample(ids: list[str], n: int = 5) -> dg.MetadataValue:
     retry_policy=RETRY,
     description=None,
 )
+@traced_step
 def images(
     context: dg.AssetExecutionContext,
     config: IngestBatch,
@@ -53,14 +58,14 @@ def images(
     tenant = _tenant(context, catalog_db)
     store = blobs.store
     if not store.available():
-        raise pipeline.BlobStoreUnavailable(f"the blob store at {store.root} is unavailable")
+        raise pipeline.BlobStoreUnavailable(f"the blob store at {store.location} is unavailable")
     with catalog_db.connection() as conn:
         rows = pipeline.select(conn, tenant.tenant_id, config.image_ids)
+        tracing.correlate([r.correlation_id for r in rows])
         todo = [r.image_id for r in rows if r.status != "completed"]
         catalog.mark_processing(conn, todo, run_id=context.run_id)
-        missing = {
-            r.image_id: pipeline.MISSING_BLOB for r in rows if not store.path(r.blob_key).exists()
-        }
+        gone = store.missing([r.blob_key for r in rows])
+        missing = {r.image_id: pipeline.MISSING_BLOB for r in rows if r.blob_key in gone}
         failed = pipeline.fail(conn, tenant.tenant_id, missing, stage="images")
     tags = context.run.tags
     return dg.MaterializeResult(
@@ -86,6 +91,7 @@ def images(
     kinds={"onnx", "postgres"},
     retry_policy=RETRY,
 )
+@traced_step
 def embeddings(
     context: dg.AssetExecutionContext,
     config: IngestBatch,
@@ -109,6 +115,7 @@ def embeddings(
             for r in pipeline.select(conn, tenant.tenant_id, config.image_ids)
             if r.status != "failed"
         ]
+        tracing.correlate([r.correlation_id for r in rows])
         outcome = pipeline.embed(
             conn,
             blobs.store,
@@ -147,6 +154,7 @@ def embeddings(
     kinds={"qdrant"},
     retry_policy=RETRY,
 )
+@traced_step
 def indexed_vectors(
     context: dg.AssetExecutionContext,
     config: IngestBatch,
@@ -166,6 +174,7 @@ def indexed_vectors(
     started = time.perf_counter()
     with catalog_db.connection() as conn:
         rows = pipeline.select(conn, tenant.tenant_id, config.image_ids)
+        tracing.correlate([r.correlation_id for r in rows])
         outcome = pipeline.index(
             conn,
             qdrant.client,

@@ -33,7 +33,7 @@ from deeplens.catalog import runs as run_records
 from deeplens_dagster.jobs import ingest_job
 from deeplens_dagster.partitions import TENANTS, tenant_partitions
 from deeplens_dagster.resources import CatalogResource, QdrantResource
-from deeplens_dagster.sensors.uploads import IN_FLIGHT, MAX_BATCH, max_runtime
+from deeplens_dagster.sensors.uploads import IN_FLIGHT, max_runtime
 
 TICK_SECONDS = 10
 # A tick more than this after the one before means the reconciler was not watching meanwhile.
@@ -102,7 +102,7 @@ def reconciler(
             },
         )
         for tenant_id, ids in sorted(due.items())
-        for part in _chunks(ids, MAX_BATCH)
+        for part in _chunks(ids, settings.max_batch)
     ]
     if requests:
         context.log.info("requesting %d retry run(s) for %s", len(requests), sorted(due))
@@ -148,11 +148,12 @@ def _forget_ended(
     conn: psycopg.Connection,
     beats: dict[str, run_records.Heartbeat],
 ) -> None:
-    """Heartbeats of runs that have ended (a run beats one last time as it ends)."""
+    """Heartbeats of runs that have ended (a run beats one last time as it ends), with how
+    they ended."""
     for run_id in list(beats):
         run = context.instance.get_run_by_id(run_id)
         if run is None or run.status in ENDED:
-            run_records.end(conn, run_id)
+            run_records.end(conn, run_id, run.status.value.lower() if run else "lost")
             del beats[run_id]
 
 

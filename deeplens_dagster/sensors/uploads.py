@@ -3,6 +3,7 @@
 No consumer group and no commits: the cursor (per-partition offsets plus the broker's cluster
 id) is the only state, and it advances exactly with the runs requested. A malformed event, or
 one for a tenant that no longer exists, goes to `deeplens.processing.failed` with the reason.
+A run's tags carry the trace context of its batch's first upload (`deeplens_dagster.tracing`).
 """
 
 import json
@@ -15,25 +16,22 @@ from confluent_kafka import TopicPartition
 
 from deeplens import batching, events
 from deeplens.catalog import tenants
-from deeplens.kafka import produce_all
+from deeplens.kafka import headers_of, produce_all
 from deeplens_dagster.jobs import ingest_job
 from deeplens_dagster.partitions import TENANTS, tenant_partitions
 from deeplens_dagster.resources import CatalogResource, KafkaResource
+from deeplens_dagster.tracing import run_tags
 
-# Images in one run at most. A run costs a process start (about 1.5 CPU-s of imports and
-# set-up), so a bulk upload should make few runs: at 1,000, 2,000 uploads made three runs, at
-# 2,000 they make two (the run config carries the ids: about 110 KB per 1,000).
-MAX_BATCH = 2000
 # Once the first message is in, a tick reads on for this long (or until a 0.2 s lull).
 READ_SECONDS = 2.0
 # Dagster's sensor daemon starts a tick every 5 s at best (whatever minimum_interval_seconds
 # says). A tick that finds nothing waits this long for a first upload instead of returning: an
 # upload is taken up as it arrives, not at the next tick, 2.5 s later on average.
 WAIT_SECONDS = 4.0
-# As many ingest runs as dagster.yaml's run coordinator runs at once. Beyond that a new run
-# would only wait in the queue; its uploads wait on Kafka instead and join the next tick's
+# Ingest runs in flight are held to the run coordinator's limit (both are
+# DEEPLENS_MAX_CONCURRENT_RUNS) and a run to DEEPLENS_MAX_BATCH images: beyond the limit a new
+# run would only wait in the queue; its uploads wait on Kafka instead and join the next tick's
 # batch, so a bulk upload becomes a few large runs (one process start each), not many small.
-MAX_IN_FLIGHT = 2
 # A run older than this no longer holds new uploads back (a worker that died without its run
 # being marked failed must not stop ingestion).
 IN_FLIGHT_HORIZON = timedelta(minutes=15)
@@ -103,7 +101,9 @@ def read_messages(
         while len(out) < limit:
             got = consumer.consume(min(1000, limit - len(out)), timeout=0.2)
             out.extend(
-                batching.Message(m.partition() or 0, m.offset() or 0, m.value())
+                batching.Message(
+                    m.partition() or 0, m.offset() or 0, m.value(), headers_of(m.headers())
+                )
                 for m in got
                 if m.error() is None
             )
@@ -127,20 +127,26 @@ def read_messages(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Turns upload events on Kafka into ingest runs, one per tenant batch; while "
-        f"{MAX_IN_FLIGHT} ingest runs are queued or running, new uploads wait for the next batch."
+        "DEEPLENS_MAX_CONCURRENT_RUNS ingest runs are queued or running, new uploads wait for "
+        "the next batch."
     ),
 )
 def image_upload_sensor(
     context: dg.SensorEvaluationContext, kafka: KafkaResource, catalog_db: CatalogResource
 ) -> dg.SensorResult | dg.SkipReason:
+    settings = catalog_db.settings
     busy = in_flight_runs(context.instance)
-    if busy >= MAX_IN_FLIGHT:
+    if busy >= settings.max_concurrent_runs:
         return dg.SkipReason(
             f"{busy} ingest runs queued or running; new uploads join the next batch"
         )
     cluster, offsets = read_cursor(context.cursor)
     cluster, start, messages = read_messages(
-        kafka, offsets, cluster, limit=(MAX_IN_FLIGHT - busy) * MAX_BATCH, wait=WAIT_SECONDS
+        kafka,
+        offsets,
+        cluster,
+        limit=(settings.max_concurrent_runs - busy) * settings.max_batch,
+        wait=WAIT_SECONDS,
     )
     known: dict[str, bool] = {}
 
@@ -150,7 +156,7 @@ def image_upload_sensor(
                 known[tenant_id] = tenants.get(conn, tenant_id) is not None
         return known[tenant_id]
 
-    plan = batching.plan(messages, tenant_exists, MAX_BATCH, start, cluster)
+    plan = batching.plan(messages, tenant_exists, settings.max_batch, start, cluster)
     if plan.rejected:
         produce_all(kafka.producer, [_rejection(r) for r in plan.rejected])
         context.log.warning(
@@ -171,6 +177,7 @@ def image_upload_sensor(
                 "deeplens/offsets": batch.offsets,
                 "deeplens/images": str(len(batch.image_ids)),
                 "dagster/max_runtime": max_runtime(len(batch.image_ids)),
+                **run_tags(batch.trace),
             },
         )
         for batch in plan.batches

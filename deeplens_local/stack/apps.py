@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
 import httpx
 
+from deeplens.metrics import MULTIPROCESS_DIR
 from deeplens_local.stack.process import ManagedProcess
 from deeplens_local.stack.servers import HOST
 from deeplens_local.stack.wait import NotReady, wait_until
@@ -53,7 +55,16 @@ def start_webserver(
 def start_api(
     env: dict[str, str], port: int, logs: Path, cwd: Path, workers: int = 1
 ) -> ManagedProcess:
-    """uvicorn with `workers` processes sharing the port (each runs the app's lifespan)."""
+    """uvicorn with `workers` processes sharing the port (each runs the app's lifespan).
+
+    Their metrics go to files in a directory of their own, emptied first, so that a scrape of
+    any worker sums them all (`deeplens.metrics`), unless ``PROMETHEUS_MULTIPROC_DIR`` names
+    another. Only the API has it: the other processes' metrics would be summed in."""
+    if not env.get(MULTIPROCESS_DIR):
+        metrics_dir = cwd / "run" / "api-metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env = {**env, MULTIPROCESS_DIR: str(metrics_dir)}
     argv = [
         sys.executable,
         "-m",

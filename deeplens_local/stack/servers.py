@@ -219,6 +219,37 @@ def start_redis(data_dir: Path, port: int, logs: Path) -> Started:
     return Started(url, proc)
 
 
+S3_BUCKET = "deeplens"
+
+
+def embedded_s3_environ(url: str) -> dict[str, str]:
+    """The settings that reach the embedded S3 server's bucket. The server takes any
+    credentials; giving some keeps boto3 from looking for real ones."""
+    return {
+        "DEEPLENS_S3_ENDPOINT_URL": url,
+        "DEEPLENS_S3_BUCKET": S3_BUCKET,
+        "DEEPLENS_S3_REGION": "us-east-1",
+        "DEEPLENS_S3_ACCESS_KEY_ID": "deeplens-local",
+        "DEEPLENS_S3_SECRET_ACCESS_KEY": "deeplens-local",
+    }
+
+
+def start_s3(port: int, logs: Path) -> Started:
+    """moto's S3-protocol server, in memory, with the bucket `S3_BUCKET`."""
+    try:
+        import moto  # noqa: F401
+    except ImportError as exc:
+        raise _missing_extra("The S3 blob store", "moto") from exc
+
+    argv = [sys.executable, "-m", "moto.server", "--host", HOST, "--port", str(port)]
+    proc = ManagedProcess("s3", argv, logs / "s3.log")
+    url = f"http://{HOST}:{port}"
+    client = clients.s3_client(Settings.from_environ(embedded_s3_environ(url)), attempts=1)
+    wait_until(client.list_buckets, "S3 (moto)", timeout=60, alive=proc.check_alive)
+    client.create_bucket(Bucket=S3_BUCKET)
+    return Started(url, proc)
+
+
 # -- servers given by DEEPLENS_* variables: checked, never started -------------------------------
 
 
@@ -253,3 +284,11 @@ def check_redis(url: str) -> None:
         wait_until(client.ping, f"Redis at {url}", timeout=15, interval=0.5)
     finally:
         client.close()
+
+
+def check_s3(settings: Settings) -> None:
+    bucket = settings.require("s3_bucket")
+    client = clients.s3_client(settings, attempts=1)
+    wait_until(
+        lambda: client.head_bucket(Bucket=bucket), f"S3 bucket {bucket}", timeout=15, interval=0.5
+    )

@@ -1,4 +1,5 @@
-"""The whole system on one machine: the four servers, Dagster's daemon and webserver, the API.
+"""The whole system on one machine: the four servers (five with an S3 blob store), Dagster's
+daemon and webserver, the API.
 
 ``deeplens up`` and the tests' session fixture both run this code. A server whose
 ``DEEPLENS_*`` variable is set is used as it is (after checking that it answers); otherwise its
@@ -45,6 +46,7 @@ class StackConfig:
     kafka_port: int = 19092
     qdrant_port: int = 16333
     redis_port: int = 16379
+    s3_port: int = 19000
     with_apps: bool = True
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
@@ -59,6 +61,7 @@ class StackConfig:
             kafka_port=0,
             qdrant_port=0,
             redis_port=0,
+            s3_port=0,
             environ=dict(os.environ) if environ is None else environ,
         )
 
@@ -117,7 +120,7 @@ class Stack:
             proc.check_alive()
 
     def process(self, name: str) -> ManagedProcess:
-        """One of the stack's processes by name (`postgres`, `kafka`, `qdrant`, `redis`,
+        """One of the stack's processes by name (`postgres`, `kafka`, `qdrant`, `redis`, `s3`,
         `dagster-daemon`, `dagster-webserver`, `search-api`)."""
         for proc in self.processes:
             if proc.name == name:
@@ -214,6 +217,21 @@ class Stack:
                 self.home / "redis", self._port("redis", c.redis_port), logs
             )
             self._add("redis", "Redis", started)
+        if s.blob_store == "s3":
+            self._start_s3()
+
+    def _start_s3(self) -> None:
+        """The S3 blob store: the bucket the settings name, or else an embedded S3-protocol
+        server with a bucket of its own (moto, in memory: its objects are gone when it stops,
+        so it is for trying the S3 path, not for keeping images)."""
+        s = self.settings
+        if s.s3_bucket or s.s3_endpoint_url:
+            servers.check_s3(s)
+            where = s.s3_endpoint_url or f"s3://{s.s3_bucket}"
+            self.endpoints["s3"] = Endpoint("S3", where, False)
+        else:
+            started = servers.start_s3(self._port("s3", self.config.s3_port), self.logs)
+            self._add("s3", "S3 (moto, in memory)", started)
 
     def _add(self, key: str, label: str, started: servers.Started) -> None:
         self.processes.append(started.process)
@@ -241,10 +259,15 @@ class Stack:
                 "DEEPLENS_ADMIN_KEY": admin_key.strip(),
                 "DAGSTER_HOME": str(dagster_home),
                 "DEEPLENS_DAGSTER_LOGS": str(self.home / "dagster" / "logs"),
+                # dagster.yaml's run coordinator reads it; every process loading the instance
+                # needs it set, the default included.
+                "DEEPLENS_MAX_CONCURRENT_RUNS": str(self.settings.max_concurrent_runs),
             }
         )
         if self.qdrant_api_key:
             env["DEEPLENS_QDRANT_API_KEY"] = self.qdrant_api_key
+        if "s3" in self.endpoints and self.endpoints["s3"].embedded:
+            env.update(servers.embedded_s3_environ(self.endpoints["s3"].url))
         self.env = env
         # The embedded broker starts empty: the events of unfinished images are sent again.
         redrive = 0.0 if self.endpoints["kafka"].embedded else None

@@ -18,9 +18,10 @@ from typing import Annotated, Any
 import psycopg
 from anyio import to_thread
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from opentelemetry import trace
 from psycopg_pool import ConnectionPool
 
-from deeplens import jsontext
+from deeplens import jsontext, logs, tracing
 from deeplens.blobs import BlobStore, sha256_hex
 from deeplens.catalog import images, retries, tenants
 from deeplens.catalog.images import Image, NewImage
@@ -172,6 +173,21 @@ def accept_upload(
         if exc.sqlstate != tenants.QUOTA_EXCEEDED:
             raise
         raise _over_quota(str(exc.diag.message_primary)) from exc
+    log.debug(
+        "image %s of tenant %s %s",
+        image.image_id,
+        tenant.tenant_id,
+        "accepted" if created else f"is already stored ({image.status})",
+        extra=logs.correlation(image.correlation_id),
+    )
+    # The request's span names the image: its trace goes on through the outbox row's context.
+    trace.get_current_span().set_attributes(
+        {
+            tracing.CORRELATION_ID: str(image.correlation_id),
+            tracing.IMAGE_ID: str(image.image_id),
+            tracing.TENANT_ID: tenant.tenant_id,
+        }
+    )
 
     retried = False
     if not created and image.status == "failed":

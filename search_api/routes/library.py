@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -26,9 +27,11 @@ from search_api.deps import (
     TenantDep,
     confirm_tenant,
 )
+from search_api.errors import ServiceUnavailable
 from search_api.routes.images import ImageDep
 from search_api.schemas import ImageDetails, ImageList
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/images", tags=["images"])
 
 MAX_PAGE = 500
@@ -95,6 +98,8 @@ def image_content(image: ImageDep, request: Request, blobs: BlobsDep) -> Respons
             f"the bytes of image {image.image_id} are missing from the store; upload the same "
             "file again to repair them",
         ) from exc
+    except OSError as exc:
+        raise _store_unavailable(exc) from exc
     return Response(data, media_type=image.content_type, headers=headers)
 
 
@@ -133,6 +138,8 @@ def image_thumbnail(
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"the bytes of image {image.image_id} are missing"
         ) from exc
+    except OSError as exc:
+        raise _store_unavailable(exc) from exc
     except ImageError as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"no thumbnail can be made: {exc}"
@@ -163,6 +170,14 @@ def delete_image(
         confirm_tenant(db, keys, tenant)
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no image {image_id} for this tenant")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _store_unavailable(exc: OSError) -> ServiceUnavailable:
+    """A store that can't be read (down, refusing) is a 503 with `Retry-After`, not a 500."""
+    log.warning("blob store unavailable: %s", exc)
+    return ServiceUnavailable(
+        f"the image store cannot be read right now ({exc.strerror or exc}); try again shortly"
+    )
 
 
 def _matches(request: Request, etag: str) -> bool:

@@ -32,14 +32,12 @@ from deeplens.catalog.tenants import Tenant
 from deeplens.hub import Subscription, TooManySubscriptions
 from deeplens.keys import hash_key
 from deeplens.status import status_view
-from search_api import audit
+from search_api import audit, gate
 from search_api.deps import (
     API_KEY_HEADER,
     DbDep,
     HubDep,
-    KeysDep,
     SettingsDep,
-    identity_for_key,
 )
 
 router = APIRouter(tags=["images"])
@@ -94,19 +92,25 @@ async def _refuse(websocket: WebSocket, code: int, detail: str) -> None:
     await websocket.close(code=code, reason=close_reason(detail))
 
 
-async def _authenticate(websocket: WebSocket, keys: KeysDep) -> tuple[Tenant, str] | None:
-    """The socket's tenant and its key's hash; None once the socket has been refused (and the
+# WebSocket close codes for the gate's refusals (1013: try again later).
+REFUSAL_CODES = {401: 4401, 429: 4429, 503: 1013}
+
+
+async def _authenticate(websocket: WebSocket) -> tuple[Tenant, str] | None:
+    """The socket's tenant and its key; None once the socket has been refused (and the
     failure audited)."""
     try:
         key = _offered_key(websocket)
-        identity = keys.cached(key)
-        if identity is None:
-            identity = await run_in_threadpool(identity_for_key, keys, key)
     except HTTPException as exc:
         audit.record("auth.failed", websocket, scope="websocket", reason=exc.detail)
         await _refuse(websocket, 4401, str(exc.detail))
         return None
-    return identity.tenant, hash_key(key)
+    try:
+        identity = await gate.identify(websocket, key, "websocket")
+    except gate.Refused as refused:
+        await _refuse(websocket, REFUSAL_CODES.get(refused.status_code, 4401), refused.detail)
+        return None
+    return identity.tenant, key
 
 
 def _view(db: ConnectionPool, tenant: Tenant, image_id: uuid.UUID) -> dict[str, Any] | None:
@@ -119,15 +123,14 @@ def _view(db: ConnectionPool, tenant: Tenant, image_id: uuid.UUID) -> dict[str, 
 async def processing_status(
     websocket: WebSocket,
     db: DbDep,
-    keys: KeysDep,
     hub: HubDep,
     settings: SettingsDep,
     image_id: Annotated[str | None, Query(alias="imageId")] = None,
 ) -> None:
-    authenticated = await _authenticate(websocket, keys)
+    authenticated = await _authenticate(websocket)
     if authenticated is None:
         return
-    tenant, key_hash = authenticated
+    tenant, key = authenticated
     try:
         image_uuid = uuid.UUID(image_id or "")
     except ValueError:
@@ -137,14 +140,17 @@ async def processing_status(
     try:
         # Before the first read: a change in between still wakes the socket.
         subscription = hub.subscribe(
-            str(image_uuid), tenant.tenant_id, owner=key_hash, limit=settings.websockets_per_key
+            str(image_uuid),
+            tenant.tenant_id,
+            owner=hash_key(key),
+            limit=settings.websockets_per_key,
         )
     except TooManySubscriptions as exc:
         detail = f"too many status sockets for this API key: {exc.limit} per API process at once"
         await _refuse(websocket, 4429, detail)
         return
     try:
-        await _watch(websocket, db, tenant, image_uuid, subscription)
+        await _watch(websocket, db, tenant, image_uuid, subscription, key)
     except WebSocketDisconnect:
         return
     finally:
@@ -157,8 +163,10 @@ async def _watch(
     tenant: Tenant,
     image_id: uuid.UUID,
     subscription: Subscription,
+    key: str,
 ) -> None:
-    """Send the status, then each change, until a terminal status or the client goes away."""
+    """Send the status, then each change, until a terminal status, the client goes away or
+    its key is revoked (a revocation wakes the tenant's sockets; each checks its key)."""
     view = await run_in_threadpool(_view, db, tenant, image_id)
     if view is None:
         await _refuse(websocket, 4404, f"no image {image_id} for this tenant")
@@ -173,6 +181,9 @@ async def _watch(
             if receiver in done:
                 waiter.cancel()
                 return
+            if not await _still_valid(websocket, key):
+                await websocket.close(code=4401, reason="the API key was revoked")
+                return
             latest = await run_in_threadpool(_view, db, tenant, image_id)
             if latest is None:  # deleted, or its tenant was
                 await websocket.close(code=4404, reason="image deleted")
@@ -185,6 +196,16 @@ async def _watch(
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
             await receiver
+
+
+async def _still_valid(websocket: WebSocket, key: str) -> bool:
+    """Whether the key still speaks for its tenant (no I/O while it is cached); a refusal for
+    any other reason than the key (a rate, the catalog down) gives it the benefit of doubt."""
+    try:
+        await gate.identify(websocket, key, "websocket")
+    except gate.Refused as refused:
+        return refused.status_code != 401
+    return True
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:

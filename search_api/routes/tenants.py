@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
-from deeplens import tenancy
+from deeplens import tenancy, vectors
 from deeplens.catalog import images, keys, retries, tenants
 from deeplens.catalog.keys import ApiKey
 from deeplens.catalog.tenants import Limits, Tenant, TenantExists
@@ -128,8 +128,10 @@ def list_tenants(db: DbDep) -> TenantList:
 
 
 @router.get("/{tenant_id}", response_model=TenantDetail)
-def show_tenant(tenant: TenantDep, db: DbDep) -> TenantDetail:
-    """One tenant: its limits, its usage against them, its images by status, its keys."""
+def show_tenant(tenant: TenantDep, db: DbDep, qdrant: QdrantDep) -> TenantDetail:
+    """One tenant: its limits, its usage against them, its images by status, its keys, and the
+    collection its alias serves with the points in it (null when Qdrant can't answer: the rest
+    still helps whoever is looking into an outage)."""
     with db.connection() as conn:
         found = tenants.limits_and_usage(conn, tenant.tenant_id)
         by_status = images.count_by_status(conn, tenant.tenant_id)
@@ -137,6 +139,7 @@ def show_tenant(tenant: TenantDep, db: DbDep) -> TenantDetail:
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no tenant {tenant.tenant_id!r}")
     limits, usage = found
+    target, points = _served(qdrant, tenant.collection_alias)
     return TenantDetail(
         tenant_id=tenant.tenant_id,
         name=tenant.name,
@@ -147,7 +150,18 @@ def show_tenant(tenant: TenantDep, db: DbDep) -> TenantDetail:
         usage=Usage(images=usage.images, bytes=usage.bytes),
         images_by_status=by_status,
         keys=key_count,
+        alias_target=target,
+        points=points,
     )
+
+
+def _served(qdrant: QdrantDep, alias: str) -> tuple[str | None, int | None]:
+    """The collection behind the alias and its point count, or None for what Qdrant can't say."""
+    try:
+        target = vectors.alias_target(qdrant, alias)
+        return target, None if target is None else vectors.count(qdrant, target)
+    except Exception:  # Qdrant down or slow: the catalog's half of the answer still stands
+        return None, None
 
 
 @router.put("/{tenant_id}/limits", response_model=LimitsBody)

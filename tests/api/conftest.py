@@ -13,7 +13,7 @@ from anyio import CapacityLimiter
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from deeplens.blobs import BlobStore
+from deeplens.blobs import LocalBlobStore
 from deeplens.catalog.keys import Identity
 from deeplens.catalog.tenants import Limits, Tenant
 from deeplens.keys import hash_key
@@ -58,15 +58,16 @@ class FakeServices:
     """What the app's dependencies give the routes: fakes, and nothing that connects."""
 
     settings: Settings
-    blobs: BlobStore
+    blobs: LocalBlobStore
     db: Any = field(default_factory=lambda: Untouchable("database"))
     key_lookups: list[str] = field(default_factory=list)
+    revoked: set[str] = field(default_factory=set)  # key hashes the catalog no longer knows
     upload_limiter: CapacityLimiter = field(default_factory=lambda: CapacityLimiter(1))
 
     def __post_init__(self) -> None:
         def load(digest: str) -> Identity | None:
             self.key_lookups.append(digest)
-            return IDENTITIES.get(digest)
+            return None if digest in self.revoked else IDENTITIES.get(digest)
 
         self.keys = TenantKeys(load)
 
@@ -91,8 +92,14 @@ class FakeServices:
 
 @pytest.fixture
 def fake_services(tmp_path: Path) -> FakeServices:
-    settings = Settings(admin_key=ADMIN_KEY, max_upload_bytes=200_000, blob_root=tmp_path)
-    return FakeServices(settings=settings, blobs=BlobStore(tmp_path / "blobs"))
+    # 429s are sent at once (the gate's pause is tested on its own).
+    settings = Settings(
+        admin_key=ADMIN_KEY,
+        max_upload_bytes=200_000,
+        blob_root=tmp_path,
+        rate_limit_pause_seconds=0,
+    )
+    return FakeServices(settings=settings, blobs=LocalBlobStore(tmp_path / "blobs"))
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from fastapi.testclient import TestClient
@@ -86,3 +87,20 @@ def test_admin_routes_want_the_admin_key_before_the_body(client: TestClient) -> 
     assert tenant_key.status_code == 401
     wrong = client.get("/api/v1/admin/tenants", headers={"X-Admin-Key": ADMIN_KEY + "x"})
     assert wrong.status_code == 401
+
+
+def test_a_429_is_sent_after_a_pause_that_paces_a_flooding_client(
+    client: TestClient, fake_services: FakeServices
+) -> None:
+    client.app.state.settings = fake_services.settings.model_copy(  # type: ignore[attr-defined]
+        update={"rate_limit_pause_seconds": 0.3}
+    )
+    took = []
+    for _ in range(4):
+        started = time.perf_counter()
+        response = client.post("/api/v1/images", headers={"X-API-Key": SLOW_KEY}, data={"x": "y"})
+        took.append((response.status_code, time.perf_counter() - started))
+    refused = [seconds for code, seconds in took if code == 429]
+    admitted = [seconds for code, seconds in took if code != 429]
+    assert refused and admitted, took
+    assert min(refused) >= 0.3 > max(admitted), took

@@ -14,11 +14,12 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from deeplens.hub import StatusHub, TooManySubscriptions
+from deeplens.keys import hash_key
 from search_api import deps
 from search_api.main import create_app
 from search_api.routes import processing
 from search_api.routes.processing import MAX_CLOSE_REASON_BYTES, close_reason, shorten
-from tests.api.conftest import API_KEY, FakeServices
+from tests.api.conftest import API_KEY, SLOW_KEY, TENANT, FakeServices
 
 IMAGE_ID = str(uuid.uuid4())
 PATH = f"/hub/processing-status?imageId={IMAGE_ID}"
@@ -192,3 +193,28 @@ async def _woken(subscription: Any) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def test_unknown_keys_from_one_address_are_throttled_as_on_http(
+    sockets: TestClient, fake_services: FakeServices
+) -> None:
+    codes = [refusal(sockets, PATH, headers={"X-API-Key": f"dlk_guess-{n}"})[1] for n in range(30)]
+    assert codes[0] == 4401
+    assert 4429 in codes, codes
+    limit = fake_services.settings.key_failures_per_second
+    assert len(fake_services.key_lookups) <= 2 * limit, "throttled keys are not looked up"
+
+
+def test_a_socket_whose_key_is_revoked_is_closed_when_woken(
+    sockets: TestClient,
+    fake_services: FakeServices,
+    hub: StatusHub,
+) -> None:
+    with sockets.websocket_connect(PATH, headers={"X-API-Key": SLOW_KEY}) as socket:
+        assert socket.receive_json()["status"] == "processing"
+        fake_services.revoked.add(hash_key(SLOW_KEY))  # revoked in the catalog
+        fake_services.keys.forget_tenant(TENANT.tenant_id)  # as the notification does
+        hub.publish(IMAGE_ID)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+    assert closed.value.code == 4401

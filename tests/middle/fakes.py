@@ -106,9 +106,13 @@ class FakeMessage:
     _offset: int
     _value: bytes | None
     _error: object | None = None
+    _headers: list[tuple[str, bytes]] | None = None
 
     def partition(self) -> int:
         return self._partition
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self._headers
 
     def offset(self) -> int:
         return self._offset
@@ -197,6 +201,7 @@ class FakeProducer:
         value: bytes | None = None,
         key: bytes | None = None,
         on_delivery: Callable[..., None] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.pending.append((on_delivery, (topic, (key or b"").decode(), value or b"")))
 

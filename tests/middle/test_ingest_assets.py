@@ -92,7 +92,7 @@ def test_a_missing_blob_fails_that_image_alone(tenancy: Tenancy) -> None:
     is never embedded, and the others complete."""
     [good] = tenancy.upload_photos(20)
     lost = tenancy.upload(seed.photo(21), store_blob=False)
-    assert not tenancy.blobs.path(lost.blob_key).exists()
+    assert tenancy.blobs.missing([lost.blob_key]) == {lost.blob_key}
 
     result = tenancy.run([good, lost.image_id])
 

@@ -19,7 +19,7 @@ from deeplens_dagster.jobs import ingest_job
 from deeplens_dagster.partitions import TENANTS
 from deeplens_dagster.resources import CatalogResource
 from deeplens_dagster.sensors import uploads
-from deeplens_dagster.sensors.uploads import MAX_IN_FLIGHT, image_upload_sensor, read_cursor
+from deeplens_dagster.sensors.uploads import image_upload_sensor, read_cursor
 from tests.middle import seed
 from tests.middle.fakes import FakeKafkaResource, KafkaLog, register, unregister
 from tests.middle.seed import TenantUnderTest
@@ -193,17 +193,19 @@ def test_a_new_cluster_id_starts_the_offsets_over(broker: Broker, tenant: Tenant
 
 
 def test_uploads_wait_on_kafka_while_the_run_slots_are_taken(
-    broker: Broker, tenant: TenantUnderTest
+    broker: Broker, tenant: TenantUnderTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With `MAX_IN_FLIGHT` ingest runs going, a tick skips without reading Kafka (the cursor
-    stays); once a slot frees up, the waiting upload becomes a run."""
+    """With `DEEPLENS_MAX_CONCURRENT_RUNS` ingest runs going (3 here, not the default), a tick
+    skips without reading Kafka (the cursor stays); once a slot frees up, the waiting upload
+    becomes a run."""
+    monkeypatch.setenv("DEEPLENS_MAX_CONCURRENT_RUNS", "3")
     image_id = uuid.uuid4()
     broker.publish(0, uploaded(tenant.tenant_id, image_id))
     busy = [
         broker.instance.add_run(
             dg.DagsterRun(job_name=ingest_job.name, status=dg.DagsterRunStatus.STARTED)
         )
-        for _ in range(MAX_IN_FLIGHT)
+        for _ in range(3)
     ]
 
     held = broker.tick(None)

@@ -19,7 +19,6 @@ from deeplens.settings import Settings
 from deeplens_dagster.jobs import ingest_job
 from deeplens_dagster.resources import CatalogResource, KafkaResource
 from deeplens_dagster.sensors.uploads import (
-    MAX_IN_FLIGHT,
     WAIT_SECONDS,
     image_upload_sensor,
     read_cursor,
@@ -135,7 +134,7 @@ def test_uploads_wait_on_kafka_while_the_run_slots_are_taken(stack: Stack, tenan
         instance.add_run(
             dg.DagsterRun(job_name=ingest_job.name, status=dg.DagsterRunStatus.STARTED)
         )
-        for _ in range(MAX_IN_FLIGHT)
+        for _ in range(stack.child_settings().max_concurrent_runs)
     ]
     with dg.build_sensor_context(
         cursor=first.cursor, resources=resources, instance=instance

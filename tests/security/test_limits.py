@@ -15,7 +15,9 @@ from tests.faults.harness import photos, upload_all, wait_all_ended
 from tests.security.front_door import flooding, p99, set_limits, timed_searches
 
 FLOOD_THREADS = 16
-FLOOD_SECONDS = 12.0
+FLOOD_SECONDS = 15.0
+SEARCHES = 400  # each way: a p99 of 400 is the 4th slowest, not the 2nd
+RATE = 50  # the flooder's reads per second
 
 
 @pytest.mark.timeout(300)
@@ -24,16 +26,16 @@ def test_a_flood_from_one_key_gets_429_while_another_tenant_searches_as_before(
 ) -> None:
     victim = create_tenant(api_url, admin_key, "quiet")
     flooder = create_tenant(api_url, admin_key, "flood")
-    set_limits(api_url, admin_key, flooder.tenant_id, readsPerSecond=50)
+    set_limits(api_url, admin_key, flooder.tenant_id, readsPerSecond=RATE)
     ids = upload_all(api_url, victim, photos(20, 31_000))
     wait_all_ended(stack, victim.tenant_id, len(ids), timeout=120)
 
     with httpx.Client(base_url=api_url, timeout=30) as client:
         timed_searches(client, victim, ids[0], 20)  # warm: connections, caches
-        quiet = timed_searches(client, victim, ids[0], 200)
+        quiet = timed_searches(client, victim, ids[0], SEARCHES)
         flooder_answers = flooding(api_url, flooder.headers, FLOOD_THREADS, FLOOD_SECONDS)
         time.sleep(3)  # the flooder's process is started and flooding
-        flooded = timed_searches(client, victim, ids[0], 200)
+        flooded = timed_searches(client, victim, ids[0], SEARCHES)
         answers = flooder_answers.result(timeout=FLOOD_SECONDS + 60)
 
     sent = sum(answers.values())
@@ -42,11 +44,10 @@ def test_a_flood_from_one_key_gets_429_while_another_tenant_searches_as_before(
         f"flooded p50 {statistics.median(flooded):.1f} p99 {p99(flooded):.1f} ms; "
         f"flood answers {answers}"
     )
-    assert answers.get(429, 0) > 0.9 * sent, answers
-    # The design's bar is twice the quiet p99. On a 2-core machine shared with the flooding
-    # client it is not met yet: about 3.4 times (quiet p99 18 ms, flooded 60 ms, 860 requests a
-    # second refused), so this guards the current level against getting worse.
-    assert p99(flooded) <= 4 * p99(quiet), (p99(quiet), p99(flooded))
+    admitted = sent - answers.get(429, 0)
+    assert answers.get(429, 0) > 0, answers
+    assert admitted <= RATE * FLOOD_SECONDS * 1.2 + RATE, f"held to its rate: {answers}"
+    assert p99(flooded) <= 2 * p99(quiet), (p99(quiet), p99(flooded))
 
 
 @pytest.mark.timeout(300)
