@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 import uuid
 
+import pytest
 from fastapi.testclient import TestClient
 
 from search_api.gate import kind_of
@@ -104,3 +107,19 @@ def test_a_429_is_sent_after_a_pause_that_paces_a_flooding_client(
     admitted = [seconds for code, seconds in took if code != 429]
     assert refused and admitted, took
     assert min(refused) >= 0.3 > max(admitted), took
+
+
+def test_authentication_failures_are_audited_without_the_key(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "dlk_never-logged"
+    with caplog.at_level(logging.INFO, logger="deeplens.audit"):
+        client.get("/api/v1/images", headers={"X-API-Key": secret})
+        client.get("/api/v1/admin/tenants", headers={"X-Admin-Key": "not-the-admin-key"})
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "deeplens.audit"]
+    assert [(line["audit"], line["scope"]) for line in lines] == [
+        ("auth.failed", "tenant"),
+        ("auth.failed", "admin"),
+    ]
+    assert all(line["client"] and line["path"].startswith("/api/v1/") for line in lines)
+    assert secret not in caplog.text and "not-the-admin-key" not in caplog.text
