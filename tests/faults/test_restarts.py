@@ -13,7 +13,7 @@ import pytest
 
 from deeplens_local.stack.stack import Stack, StackConfig
 from tests.api.stack_helpers import create_tenant
-from tests.conftest import FAST_HEALING
+from tests.conftest import FAST_HEALING, GENEROUS_LIMITS
 from tests.faults.harness import assert_healed, photos, upload_all, wait_worker
 
 
@@ -33,7 +33,7 @@ def test_the_daemon_restarted_mid_run(stack: Stack, api_url: str, admin_key: str
 def test_the_whole_stack_restarted_mid_run() -> None:
     home = Path(tempfile.mkdtemp(prefix="deeplens-restart-"))
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DEEPLENS_")}
-    config = StackConfig.on_free_ports(home, environ={**environ, **FAST_HEALING})
+    config = StackConfig.on_free_ports(home, environ={**environ, **FAST_HEALING, **GENEROUS_LIMITS})
     accepted: dict[str, list[str]] = {}
     tenants = []
     for cycle in range(2):
