@@ -8,6 +8,7 @@ a second. Each action is written to the audit log.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
@@ -269,13 +270,7 @@ def rollback(tenant_id: str, stores: StoresDep, request: Request) -> TenantRolle
 
 
 def _limits_body(limits: Limits) -> LimitsBody:
-    return LimitsBody(
-        uploads_per_second=limits.uploads_per_second,
-        searches_per_second=limits.searches_per_second,
-        reads_per_second=limits.reads_per_second,
-        max_images=limits.max_images,
-        max_bytes=limits.max_bytes,
-    )
+    return LimitsBody(**dataclasses.asdict(limits))
 
 
 def _key_info(key: ApiKey) -> KeyInfo:
