@@ -25,6 +25,7 @@ class Tenant:
     tenant_id: str
     api_key: str
     collection: str
+    model: str
 
     @property
     def headers(self) -> dict[str, str]:
@@ -72,7 +73,7 @@ class System:
             json={**unlimited, **(limits or {})},
             timeout=60,
         ).raise_for_status()
-        return Tenant(tenant_id, body["apiKey"], body["collection"])
+        return Tenant(tenant_id, body["apiKey"], body["collection"], body["model"])
 
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         response = httpx.post(

@@ -53,6 +53,9 @@ class ProcessingCompletedData(CamelModel):
     model_name: str
     model_version: str
     collection: str
+    # Lineage: the physical collection behind `collection` and the Dagster run that indexed it.
+    physical_collection: str | None = None
+    run_id: str | None = None
 
 
 class ProcessingFailedData(CamelModel):

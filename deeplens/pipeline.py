@@ -227,9 +227,10 @@ def _read(blobs: BlobStore, image: Image) -> bytes | str:
         raise BlobStoreUnavailable(f"cannot read {image.blob_key}: {exc}") from exc
 
 
-def payload(image: Image) -> dict[str, object]:
-    """What a point carries: what search filters on (`deeplens.filters`) and shows."""
-    return {
+def payload(image: Image, lineage: dict[str, str] | None = None) -> dict[str, object]:
+    """What a point carries: what search filters on (`deeplens.filters`) and shows, and the
+    lineage of its vector (run, model, version)."""
+    body: dict[str, object] = {
         "tenantId": image.tenant_id,
         "imageId": str(image.image_id),
         "fileName": image.file_name,
@@ -240,6 +241,24 @@ def payload(image: Image) -> dict[str, object]:
         "height": image.height,
         "metadata": image.metadata,
     }
+    if lineage:
+        body["lineage"] = lineage
+    return body
+
+
+@dataclass(frozen=True)
+class Target:
+    """One model's index of one tenant, as a run writes it."""
+
+    tenant_id: str
+    model: str
+    model_version: str
+    alias: str
+    run_id: str
+    dim: int
+
+    def lineage(self) -> dict[str, str]:
+        return {"runId": self.run_id, "model": self.model, "modelVersion": self.model_version}
 
 
 @dataclass
@@ -259,101 +278,189 @@ class IndexOutcome:
         return now
 
 
-def index(
+def _ready(
+    conn: psycopg.Connection, target: Target, rows: list[Image], rebuild: bool
+) -> tuple[list[Image], dict[uuid.UUID, np.ndarray], list[uuid.UUID]]:
+    """The rows with a stored vector of the target's model version, their vectors, and the
+    ids of those without one."""
+    candidates = [r for r in rows if r.status != "failed" or rebuild]
+    vecs = stored.load(conn, target.model, target.model_version, [r.image_id for r in candidates])
+    ready = [r for r in candidates if r.image_id in vecs]
+    return ready, vecs, [r.image_id for r in candidates if r.image_id not in vecs]
+
+
+def _write(
     conn: psycopg.Connection,
     client: QdrantClient,
-    alias: str,
-    rows: list[Image],
-    model: str,
-    model_version: str,
-    rebuild: bool,
-    tenant_id: str,
-    dim: int,
-) -> IndexOutcome:
-    """Upsert the batch's vectors under the tenant's alias, or rebuild the collection and swap.
+    target: Target,
+    collection: str,
+    ready: list[Image],
+    vecs: dict[uuid.UUID, np.ndarray],
+) -> list[Image]:
+    """Upsert the rows' points into `collection`; returns the rows still there (an image deleted
+    while this run held it must not come back with its point)."""
+    from deeplens import vectors
 
-    Images become ``completed`` here, and each gets its ``processing.completed`` event in the
-    same transaction.
-    """
+    if not ready:
+        return ready
+    matrix = np.stack([vecs[r.image_id] for r in ready])
+    lineage = target.lineage()
+    vectors.upsert_batches(
+        client,
+        collection,
+        [r.image_id for r in ready],
+        matrix,
+        [payload(r, lineage) for r in ready],
+    )
+    deleted = set(catalog.gone(conn, target.tenant_id, [r.image_id for r in ready]))
+    if deleted:
+        vectors.delete_points(client, [collection], list(deleted))
+    return [r for r in ready if r.image_id not in deleted]
+
+
+def index_batch(
+    conn: psycopg.Connection,
+    client: QdrantClient,
+    target: Target,
+    rows: list[Image],
+    complete: bool,
+) -> IndexOutcome:
+    """Upsert a sensor batch's vectors under the model's alias. For the serving model
+    (`complete`) the images become ``completed`` here, each with its ``processing.completed``
+    event in the same transaction."""
     # Imported here, not at the top: qdrant-client takes half a second to import, and a run
     # worker imports this module before its first step (`embeddings` has it loaded meanwhile).
     from deeplens import vectors
 
     started = time.perf_counter()
-    candidates = [r for r in rows if r.status != "failed" or rebuild]
-    vecs = stored.load(conn, model, model_version, [r.image_id for r in candidates])
-    ready = [r for r in candidates if r.image_id in vecs]
-    outcome = IndexOutcome(collection=alias)
+    ready, vecs, outcome_missing = _ready(conn, target, rows, rebuild=False)
+    collection = vectors.alias_target(client, target.alias) or target.alias
+    outcome = IndexOutcome(collection=collection, missing_vectors=outcome_missing)
     lap = outcome.lap("load", started)
-    outcome.missing_vectors = [r.image_id for r in candidates if r.image_id not in vecs]
-    rebuild_started = datetime.now(UTC)
-    target = physical_collection(tenant_id, model) if rebuild else alias
-    if rebuild:
-        vectors.create_collection(client, target, dim)
-    swapped = False
-    try:
-        if ready:
-            matrix = np.stack([vecs[r.image_id] for r in ready])
-            vectors.upsert_batches(
-                client, target, [r.image_id for r in ready], matrix, [payload(r) for r in ready]
-            )
-            # An image deleted while this run held it must not come back with its point.
-            deleted = catalog.gone(conn, tenant_id, [r.image_id for r in ready])
-            if deleted:
-                vectors.delete_points(client, [target], deleted)
-                ready = [r for r in ready if r.image_id not in set(deleted)]
-        outcome.indexed = len(ready)
-        lap = outcome.lap("upsert", lap)
-        if rebuild:
-            # Searches move to the new collection only once its index is built and it holds
-            # every image the tenant has.
-            vectors.wait_indexed(client, target)
-            lap = outcome.lap("build_index", lap)
-            points = vectors.count(client, target)
-            if points != len(ready):
-                raise RebuildMismatch(
-                    f"{target} holds {points} points for {len(ready)} indexed images; "
-                    f"the alias stays on the current collection"
-                )
-            old = vectors.swap_alias(client, alias, target)
-            swapped = True
-            if old is not None and old != target:
-                # Kept for a rollback; the reconciler drops it after the grace period.
-                run_records.retire(conn, tenant_id, alias, old, replaced_by=target)
-            _catch_up(conn, client, target, tenant_id, model, model_version, rebuild_started)
-            outcome.rebuilt_from = old
-            outcome.collection = target
-            lap = outcome.lap("swap", lap)
-    except BaseException:
-        if rebuild and not swapped:
-            _drop_quietly(client, target)  # a half-built collection is never left behind
-        raise
+    ready = _write(conn, client, target, target.alias, ready, vecs)
+    outcome.indexed = len(ready)
+    lap = outcome.lap("upsert", lap)
     with conn.transaction():
-        done = catalog.mark_completed(
-            conn, tenant_id, [r.image_id for r in ready if r.status != "completed"]
+        ids = [r.image_id for r in ready]
+        stored.record_indexed(
+            conn, target.model, target.model_version, ids, target.run_id, collection
         )
-        now = datetime.now(UTC)
-        for image in done:
-            event = events.ProcessingCompleted(
-                tenant_id=tenant_id,
-                correlation_id=image.correlation_id,
-                data=events.ProcessingCompletedData(
-                    image_id=image.image_id,
-                    total_processing_time_ms=int(
-                        ((image.indexed_at or now) - image.uploaded_at).total_seconds() * 1000
-                    ),
-                    searchable_after=image.indexed_at or now,
-                    processing_steps=processing_steps(image, now),
-                    model_name=model,
-                    model_version=model_version,
-                    collection=alias,
-                ),
-            )
-            catalog.enqueue(conn, events.TOPIC_COMPLETED, tenant_id, event)
-    outcome.completed = len(done)
+        if complete:
+            outcome.completed = _complete(conn, target, collection, ready)
     outcome.lap("complete", lap)
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def build(
+    conn: psycopg.Connection,
+    client: QdrantClient,
+    target: Target,
+    rows: list[Image],
+) -> IndexOutcome:
+    """Build a new physical collection of the tenant's images for the model (a rebuild),
+    beside the live one. It is swapped in by `promote` once verified; a collection that does
+    not hold every image is dropped here (`RebuildMismatch`)."""
+    from deeplens import vectors
+
+    started = time.perf_counter()
+    ready, vecs, missing = _ready(conn, target, rows, rebuild=True)
+    name = physical_collection(target.tenant_id, target.model)
+    outcome = IndexOutcome(collection=name, missing_vectors=missing)
+    lap = outcome.lap("load", started)
+    vectors.create_collection(client, name, target.dim)
+    try:
+        ready = _write(conn, client, target, name, ready, vecs)
+        outcome.indexed = len(ready)
+        lap = outcome.lap("upsert", lap)
+        # Searches move to the new collection only once its index is built and it holds every
+        # image the tenant has.
+        vectors.wait_indexed(client, name)
+        lap = outcome.lap("build_index", lap)
+        points = vectors.count(client, name)
+        if points != len(ready):
+            raise RebuildMismatch(
+                f"{name} holds {points} points for {len(ready)} indexed images; "
+                f"the alias stays on the current collection"
+            )
+    except BaseException:
+        _drop_quietly(client, name)  # a half-built collection is never left behind
+        raise
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def promote(
+    conn: psycopg.Connection,
+    client: QdrantClient,
+    target: Target,
+    candidate: str,
+    rows: list[Image],
+    built_since: datetime,
+    complete: bool,
+) -> IndexOutcome:
+    """Swap the model's alias onto the verified `candidate` in one atomic request, keep the
+    collection it replaced for a rollback, and bring the candidate up to date with images
+    indexed into the old one since `built_since`. For the serving model (`complete`) the
+    images become ``completed``, each with its ``processing.completed`` event."""
+    from deeplens import vectors
+
+    started = time.perf_counter()
+    outcome = IndexOutcome(collection=candidate)
+    old = vectors.swap_alias(client, target.alias, candidate)
+    if old is not None and old != candidate:
+        # Kept for a rollback; the reconciler drops it after the grace period.
+        run_records.retire(conn, target.tenant_id, target.alias, old, replaced_by=candidate)
+    outcome.rebuilt_from = old
+    late = [
+        r
+        for r in catalog.for_tenant(conn, target.tenant_id, ("completed",))
+        if r.indexed_at and r.indexed_at >= built_since
+    ]
+    late_ready, late_vecs, _ = _ready(conn, target, late, rebuild=True)
+    _write(conn, client, target, candidate, late_ready, late_vecs)
+    lap = outcome.lap("swap", started)
+    ready, _, outcome.missing_vectors = _ready(conn, target, rows, rebuild=True)
+    with conn.transaction():
+        ids = [r.image_id for r in ready]
+        stored.record_indexed(
+            conn, target.model, target.model_version, ids, target.run_id, candidate
+        )
+        if complete:
+            outcome.completed = _complete(conn, target, candidate, ready)
+    outcome.indexed = len(ready)
+    outcome.lap("complete", lap)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _complete(conn: psycopg.Connection, target: Target, collection: str, ready: list[Image]) -> int:
+    """Mark the rows not yet completed `completed` and enqueue their events (in the caller's
+    transaction)."""
+    done = catalog.mark_completed(
+        conn, target.tenant_id, [r.image_id for r in ready if r.status != "completed"]
+    )
+    now = datetime.now(UTC)
+    for image in done:
+        event = events.ProcessingCompleted(
+            tenant_id=target.tenant_id,
+            correlation_id=image.correlation_id,
+            data=events.ProcessingCompletedData(
+                image_id=image.image_id,
+                total_processing_time_ms=int(
+                    ((image.indexed_at or now) - image.uploaded_at).total_seconds() * 1000
+                ),
+                searchable_after=image.indexed_at or now,
+                processing_steps=processing_steps(image, now),
+                model_name=target.model,
+                model_version=target.model_version,
+                collection=target.alias,
+                physical_collection=collection,
+                run_id=target.run_id,
+            ),
+        )
+        catalog.enqueue(conn, events.TOPIC_COMPLETED, target.tenant_id, event)
+    return len(done)
 
 
 def _drop_quietly(client: QdrantClient, collection: str) -> None:
@@ -361,29 +468,3 @@ def _drop_quietly(client: QdrantClient, collection: str) -> None:
         client.delete_collection(collection)
     except Exception as exc:  # the rebuild's own error is what the run reports
         log.warning("could not drop the half-built collection %s: %s", collection, exc)
-
-
-def _catch_up(
-    conn: psycopg.Connection,
-    client: QdrantClient,
-    target: str,
-    tenant_id: str,
-    model: str,
-    model_version: str,
-    since: datetime,
-) -> None:
-    """Images indexed into the old collection while the new one was being built."""
-    from deeplens import vectors
-
-    late = [
-        r
-        for r in catalog.for_tenant(conn, tenant_id, ("completed",))
-        if r.indexed_at and r.indexed_at >= since
-    ]
-    vecs = stored.load(conn, model, model_version, [r.image_id for r in late])
-    late = [r for r in late if r.image_id in vecs]
-    if late:
-        matrix = np.stack([vecs[r.image_id] for r in late])
-        vectors.upsert(
-            client, target, [r.image_id for r in late], matrix, [payload(r) for r in late]
-        )

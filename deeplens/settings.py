@@ -156,6 +156,12 @@ class Settings(BaseSettings):
             "before any pixel is decoded."
         ),
     )
+    query_models: int = Field(
+        3,
+        ge=1,
+        description="Models an API process holds for query images at most (the default and the "
+        "ones tenants search with; each ONNX session takes 60-90 MB).",
+    )
     query_concurrency: int = Field(
         2,
         ge=1,
@@ -286,6 +292,11 @@ class Settings(BaseSettings):
     # -- logs -------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Log level of the API, the relay and the CLI's own messages."
+    )
+    dagster_ui_url: str | None = Field(
+        None,
+        description="The Dagster UI's base URL, for the run links of lineage answers "
+        "(`deeplens up` sets it; null: no links).",
     )
     dagster_logs: Path | None = Field(
         None, description="Where Dagster keeps compute logs (the instance's compute_logs)."

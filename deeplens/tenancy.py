@@ -21,6 +21,8 @@ from deeplens import pipeline, thumbnails, vectors
 from deeplens.blobs import BlobStore
 from deeplens.cache import SearchCache
 from deeplens.catalog import embeddings, images, keys, runs, tenants
+from deeplens.catalog import models as tenant_models
+from deeplens.catalog.models import TenantModel
 from deeplens.catalog.tenants import Limits, Tenant
 from deeplens.keys import hash_key, new_api_key
 from deeplens.model.registry import ModelSpec
@@ -88,6 +90,10 @@ def create_tenant(
         # Vectors left behind by an earlier tenant of the same id must not leak into this one.
         vectors.drop_tenant(stores.qdrant, tenant_id, spec.name)
         vectors.ensure_tenant_collection(stores.qdrant, tenant_id, spec.name, spec.dimension)
+        collection = vectors.alias_target(stores.qdrant, alias) or alias
+        with stores.db.connection() as conn, conn.transaction():
+            tenant_models.add(conn, tenant_id, spec.name, alias, state=tenant_models.READY)
+            tenant_models.built(conn, tenant_id, spec.name, spec.version, collection, None)
     except BaseException:
         try:
             _delete_row(stores, tenant_id)
@@ -114,7 +120,11 @@ def delete_tenant(stores: TenantStores, tenant_id: str) -> list[str] | None:
         tenant = tenants.get(conn, tenant_id)
     if tenant is None:
         return None
-    dropped = vectors.drop_tenant(stores.qdrant, tenant_id, tenant.model)
+    with stores.db.connection() as conn:
+        held = {m.model for m in tenant_models.of_tenant(conn, tenant_id)} | {tenant.model}
+    dropped = [
+        c for model in sorted(held) for c in vectors.drop_tenant(stores.qdrant, tenant_id, model)
+    ]
     _delete_row(stores, tenant_id)
     stores.blobs.delete_tenant(tenant_id)
     stores.cache.invalidate(tenant_id)
@@ -191,7 +201,13 @@ def delete_image(stores: TenantStores, tenant: Tenant, image_id: uuid.UUID) -> b
         image = images.start_delete(conn, tenant.tenant_id, image_id)
     if image is None:
         return False
-    collections = vectors.tenant_collections(stores.qdrant, tenant.tenant_id, tenant.model)
+    with stores.db.connection() as conn:
+        held = {m.model for m in tenant_models.of_tenant(conn, tenant.tenant_id)} | {tenant.model}
+    collections = [
+        c
+        for model in sorted(held)
+        for c in vectors.tenant_collections(stores.qdrant, tenant.tenant_id, model)
+    ]
     vectors.delete_points(stores.qdrant, collections, [image_id])
     stores.blobs.delete(image.blob_key)
     thumbnails.delete_all(stores.blobs, image)
@@ -205,3 +221,64 @@ def delete_image(stores: TenantStores, tenant: Tenant, image_id: uuid.UUID) -> b
 def _delete_row(stores: TenantStores, tenant_id: str) -> None:
     with stores.db.connection() as conn:
         tenants.delete(conn, tenant_id)
+
+
+class ModelConflict(Exception):
+    """The tenant's models don't allow this (already held, not ready, serving)."""
+
+
+def add_model(stores: TenantStores, tenant: Tenant, spec: ModelSpec, serve: bool) -> TenantModel:
+    """Add a registered model to the tenant, `pending` until a rebuild of its assets builds and
+    verifies its index beside the serving one (and, with `serve`, then serves search)."""
+    alias = collection_alias(tenant.tenant_id, spec.name)
+    with stores.db.connection() as conn, conn.transaction():
+        added = tenant_models.add(
+            conn, tenant.tenant_id, spec.name, alias, serve_when_verified=serve
+        )
+    if added is None:
+        raise ModelConflict(
+            f"tenant {tenant.tenant_id!r} already holds model {spec.name!r}; rebuild it to "
+            "refresh its index, or retire it first"
+        )
+    # An earlier index of the model for this tenant id must not be mistaken for the new one.
+    vectors.drop_tenant(stores.qdrant, tenant.tenant_id, spec.name)
+    log.info(
+        "tenant %s: added model %s (serve when verified: %s)", tenant.tenant_id, spec.name, serve
+    )
+    return added
+
+
+def serve_model(stores: TenantStores, tenant: Tenant, model: str) -> TenantModel:
+    """Make one of the tenant's ready models the one that serves search (one update, taken up
+    by every API process within a second)."""
+    with stores.db.connection() as conn, conn.transaction():
+        held = tenant_models.get(conn, tenant.tenant_id, model)
+        if held is None or not tenant_models.serve(conn, tenant.tenant_id, model):
+            state = held.state if held is not None else "not held"
+            raise ModelConflict(
+                f"model {model!r} of tenant {tenant.tenant_id!r} is {state}: only a ready model "
+                "(its index built and verified) can serve"
+            )
+        served = tenant_models.get(conn, tenant.tenant_id, model)
+    stores.cache.invalidate(tenant.tenant_id)
+    log.info("tenant %s now searches with %s", tenant.tenant_id, model)
+    assert served is not None
+    return served
+
+
+def retire_model(stores: TenantStores, tenant: Tenant, model: str) -> list[str]:
+    """Drop a model the tenant no longer serves with: its collections and its stored vectors."""
+    with stores.db.connection() as conn:
+        held = tenant_models.get(conn, tenant.tenant_id, model)
+    if held is None or held.state == tenant_models.RETIRED:
+        raise LookupError(f"tenant {tenant.tenant_id!r} holds no model {model!r}")
+    if held.serving:
+        raise ModelConflict(
+            f"model {model!r} serves tenant {tenant.tenant_id!r}; switch to another model first"
+        )
+    dropped = vectors.drop_tenant(stores.qdrant, tenant.tenant_id, model)
+    with stores.db.connection() as conn, conn.transaction():
+        embeddings.drop_version(conn, tenant.tenant_id, model)
+        tenant_models.retire(conn, tenant.tenant_id, model)
+    log.info("tenant %s: retired model %s (dropped %s)", tenant.tenant_id, model, dropped)
+    return dropped

@@ -48,14 +48,23 @@ def connect(ctx: typer.Context) -> Client:
     return Client(load(ctx.find_root().params.get("profile")))
 
 
-def rebuild_params(tenant_id: str) -> dict[str, Any]:
+MODEL_ASSETS = ("embeddings", "indexed_vectors", "serving_index")
+
+
+def rebuild_assets(model: str) -> list[dict[str, list[str]]]:
+    """The asset keys (GraphQL `AssetKeyInput`) a rebuild of one model of a tenant runs."""
+    return [{"path": ["images"]}, *({"path": [model, name]} for name in MODEL_ASSETS)]
+
+
+def rebuild_params(tenant_id: str, model: str) -> dict[str, Any]:
     """`launchRun` parameters of the ingest job for the tenant's partition with no batch: a
-    rebuild of the whole tenant into a new collection, then the alias swap."""
+    rebuild of one model's index into a new collection, checked, then the alias swap."""
     return {
         "selector": {
             "repositoryLocationName": "deeplens",
             "repositoryName": "__repository__",
             "jobName": "ingest",
+            "assetSelection": rebuild_assets(model),
         },
         "runConfigData": {},
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": tenant_id}]},
@@ -278,7 +287,8 @@ def reindex(
     with connect(ctx) as api:
         before = api.tenant(tenant_id)
         out.print(f"alias {before['collection']} → {before.get('aliasTarget') or '?'} (before)")
-        answer = api.graphql(LAUNCH, {"params": rebuild_params(tenant_id)})["launchRun"]
+        params = rebuild_params(tenant_id, str(before["model"]))
+        answer = api.graphql(LAUNCH, {"params": params})["launchRun"]
         if answer["__typename"] != "LaunchRunSuccess":
             raise ApiError(f"Dagster did not launch the run: {answer}")
         run_id = str(answer["run"]["runId"])

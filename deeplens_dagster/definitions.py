@@ -6,9 +6,8 @@ run or sensor first uses them, through the same factories as the API.
 
 import dagster as dg
 
-from deeplens_dagster.assets.checks import embeddings_are_unit_vectors
 from deeplens_dagster.assets.duplicates import duplicate_groups
-from deeplens_dagster.assets.ingest import embeddings, images, indexed_vectors
+from deeplens_dagster.assets.registry import all_assets, all_checks
 from deeplens_dagster.jobs import duplicates_job, ingest_job
 from deeplens_dagster.resources import (
     BlobStoreResource,
@@ -24,8 +23,8 @@ from deeplens_dagster.sensors.tenants import tenant_partitions_sensor
 from deeplens_dagster.sensors.uploads import image_upload_sensor
 
 defs = dg.Definitions(
-    assets=[images, embeddings, indexed_vectors, duplicate_groups],
-    asset_checks=[embeddings_are_unit_vectors],
+    assets=[*all_assets(), duplicate_groups],
+    asset_checks=all_checks(),
     jobs=[ingest_job, duplicates_job],
     sensors=[
         image_upload_sensor,

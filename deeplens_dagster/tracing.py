@@ -11,8 +11,10 @@ step exports its spans as it ends.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
-from typing import ParamSpec, TypeVar
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
 
 import dagster as dg
 
@@ -39,25 +41,40 @@ def trace_of(tags: Mapping[str, str]) -> dict[str, str]:
 
 def traced_step(step: Callable[P, R]) -> Callable[P, R]:
     """Run an asset's step inside its span (under ``@dg.asset``; the step names its images with
-    `deeplens.tracing.correlate`)."""
+    `deeplens.tracing.correlate`). A step that is a generator (an asset that may not
+    materialize) is traced until it is exhausted."""
+    if inspect.isgeneratorfunction(step):
+
+        @functools.wraps(step)
+        def run_generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            with _step_span():
+                yield from step(*args, **kwargs)
+
+        return run_generator  # type: ignore[return-value]
 
     @functools.wraps(step)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        context = dg.AssetExecutionContext.get()
-        name = context.asset_key.to_user_string()
-        attributes = {
-            "dagster.run_id": context.run.run_id,
-            "dagster.step": name,
-            tracing.TENANT_ID: context.partition_key,
-        }
-        _configure()
-        try:
-            with tracing.span(f"ingest {name}", trace_of(context.run.tags), attributes=attributes):
-                return step(*args, **kwargs)
-        finally:
-            tracing.flush()
+        with _step_span():
+            return step(*args, **kwargs)
 
     return run
+
+
+@contextmanager
+def _step_span() -> Iterator[None]:
+    context = dg.AssetExecutionContext.get()
+    name = context.asset_key.to_user_string()
+    attributes = {
+        "dagster.run_id": context.run.run_id,
+        "dagster.step": name,
+        tracing.TENANT_ID: context.partition_key,
+    }
+    _configure()
+    try:
+        with tracing.span(f"ingest {name}", trace_of(context.run.tags), attributes=attributes):
+            yield
+    finally:
+        tracing.flush()
 
 
 @functools.cache

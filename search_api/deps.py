@@ -21,7 +21,7 @@ from deeplens.catalog.tenants import Tenant
 from deeplens.hub import StatusHub
 from deeplens.settings import Settings
 from search_api.auth import TenantKeys
-from search_api.embedding import QueryModel
+from search_api.embedding import QueryModel, QueryModels
 from search_api.gate import ADMIN_KEY_HEADER, API_KEY_HEADER, Refused, check_admin_key
 
 # Each named after its header: unnamed, both would be one scheme ("APIKeyHeader") in the schema.
@@ -62,6 +62,7 @@ get_blobs = _from_state("blobs")
 get_keys = _from_state("keys")
 get_hub = _from_state("hub")
 get_model = _from_state("model")
+get_models = _from_state("models")
 get_upload_limiter = _from_state("upload_limiter")
 get_query_limiter = _from_state("query_limiter")
 
@@ -73,6 +74,7 @@ BlobsDep = Annotated[BlobStore, Depends(get_blobs)]
 KeysDep = Annotated[TenantKeys, Depends(get_keys)]
 HubDep = Annotated[StatusHub, Depends(get_hub)]
 ModelDep = Annotated[QueryModel, Depends(get_model)]
+ModelsDep = Annotated[QueryModels, Depends(get_models)]
 UploadLimiterDep = Annotated[CapacityLimiter, Depends(get_upload_limiter)]
 QueryLimiterDep = Annotated[CapacityLimiter, Depends(get_query_limiter)]
 

@@ -1,4 +1,5 @@
-"""The model the API embeds query images with, loaded in `lifespan`.
+"""The models the API embeds query images with: the default one loaded in `lifespan`, others
+on first use (`QueryModels`).
 
 A model that can't be loaded does not stop the API: the error is kept, `/readyz` reports it and
 the routes that need the model answer 503 with it.
@@ -7,6 +8,8 @@ the routes that need the model answer 503 with it.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 
 from deeplens.model.embedder import Embedder
 from deeplens.model.registry import ModelSpec, get_model
@@ -53,3 +56,42 @@ class QueryModel:
     def close(self) -> None:
         if self.embedder is not None:
             self.embedder.close()
+
+
+class QueryModels:
+    """The models the API embeds queries with: the default one (loaded at start, always held)
+    and any other registered model a tenant searches with, loaded on first use; at most
+    `capacity` are held, the least recently used other one is let go beyond that (an ONNX
+    session of EfficientNet-Lite0 takes about 60 MB, Lite2 about 90 MB)."""
+
+    def __init__(self, default: QueryModel, capacity: int, max_decode_bytes: int | None) -> None:
+        self.default = default
+        self._capacity = max(1, capacity)
+        self._max_decode_bytes = max_decode_bytes
+        self._held: OrderedDict[str, QueryModel] = OrderedDict({default.name: default})
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> QueryModel:
+        with self._lock:
+            found = self._held.get(name)
+            if found is not None:
+                self._held.move_to_end(name)
+                return found
+            # Loaded under the lock: a first use of a model is rare, and two loads of one model
+            # at once would cost twice the memory.
+            loaded = QueryModel(name).load(self._max_decode_bytes)
+            if loaded.embedder is None:
+                return loaded  # not held: the next request tries again
+            self._held[name] = loaded
+            while len(self._held) > self._capacity:
+                oldest = next(n for n in self._held if n != self.default.name)
+                # Not closed: a request may still be using it; it goes with its last reference.
+                del self._held[oldest]
+            return loaded
+
+    def held(self) -> list[str]:
+        with self._lock:
+            return list(self._held)
+
+    def close(self) -> None:
+        self.default.close()

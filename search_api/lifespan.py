@@ -27,7 +27,7 @@ from deeplens.metrics import PipelineCollector
 from deeplens.relay import OutboxRelay
 from deeplens.settings import Settings
 from search_api.auth import TenantKeys
-from search_api.embedding import QueryModel
+from search_api.embedding import QueryModel, QueryModels
 from search_api.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         state.upload_limiter = CapacityLimiter(settings.upload_concurrency)
         state.query_limiter = CapacityLimiter(settings.query_concurrency)
-        state.model = QueryModel(settings.model).load(settings.query_decode_budget_mb << 20)
-        stack.callback(state.model.close)
+        budget = settings.query_decode_budget_mb << 20
+        state.model = QueryModel(settings.model).load(budget)
+        state.models = QueryModels(state.model, settings.query_models, budget)
+        stack.callback(state.models.close)
         state.hub = StatusHub(
             settings.require("database_url"), on_tenant_changed=keys.forget_tenant
         )

@@ -12,6 +12,7 @@ from search_api.routes import (
     health,
     images,
     library,
+    models,
     processing,
     search,
     tenants,
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     page.install(app)  # the search page at /app/
     app.include_router(health.router)
     app.include_router(tenants.router)
+    app.include_router(models.router)
     app.include_router(images.router)
     app.include_router(library.router)
     app.include_router(search.router)

@@ -73,6 +73,9 @@ class TenantDetail(ApiModel):
     points: int | None = Field(
         None, description="Vectors in that collection (null: Qdrant didn't say)."
     )
+    models: list[str] = Field(
+        default_factory=list, description="The models the tenant holds (not retired)."
+    )
 
 
 class KeyCreate(ApiModel):
@@ -117,6 +120,72 @@ class TenantDeleted(ApiModel):
     tenant_id: str
     deleted: bool = True
     collections_dropped: list[str]
+
+
+# -- a tenant's models --------------------------------------------------------------------------
+
+
+class ModelAdd(ApiModel):
+    model: str = Field(
+        examples=["efficientnet_lite2"], max_length=64, description="A registered model."
+    )
+    serve: bool = Field(
+        False,
+        description="Serve search with it once its index is built and passes the retrieval check.",
+    )
+
+
+class TenantModelInfo(ApiModel):
+    model: str
+    collection: str = Field(description="The model's alias, tenant_{id}_{model}_vectors.")
+    state: str = Field(description="pending, ready, rejected or retired.")
+    serving: bool
+    serve_when_verified: bool
+    model_version: str | None = Field(description="The version its live index was built with.")
+    physical_collection: str | None
+    candidate: str | None = Field(description="A rebuilt collection awaiting its check.")
+    last_check: dict[str, Any] | None
+    added_at: datetime
+    built_at: datetime | None
+    registered_version: str | None = Field(
+        description="The registered file's version now (null: no longer registered); differs "
+        "from modelVersion until the tenant is rebuilt."
+    )
+
+
+class TenantModels(ApiModel):
+    tenant_id: str
+    serving_model: str
+    models: list[TenantModelInfo]
+    rebuild: str = Field(description="How to build or rebuild a model's index.")
+
+
+class LineageEntry(ApiModel):
+    model: str
+    model_version: str
+    run_id: str | None
+    collection: str | None = Field(description="The physical collection holding the vector.")
+    alias: str
+    indexed_at: datetime | None
+    embedded_at: datetime
+    run_url: str | None
+    partition: str
+    serving: bool
+
+
+class ImageLineage(ApiModel):
+    """The serving model's entry at the top level, and one entry per stored vector."""
+
+    image_id: uuid.UUID
+    tenant_id: str
+    status: str
+    run_id: str | None = None
+    model: str | None = None
+    model_version: str | None = None
+    collection: str | None = None
+    indexed_at: datetime | None = None
+    run_url: str | None = None
+    models: list[LineageEntry]
 
 
 # -- images ----------------------------------------------------------------------------------

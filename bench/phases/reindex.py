@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from bench.context import Context, say
+from deeplens_cli.admin import rebuild_params
 
 LAUNCH = """
 mutation ($params: ExecutionParams!) {
@@ -88,22 +89,9 @@ def run(ctx: Context) -> dict[str, Any]:
     return {"images": images, "from_stored_embeddings": from_stored, "with_inference": full}
 
 
-def rebuild_params(tenant_id: str) -> dict[str, Any]:
-    """GraphQL `launchRun` parameters of the ingest job for the tenant's partition, with no
-    batch: a rebuild of the whole tenant."""
-    return {
-        "selector": {
-            "repositoryLocationName": "deeplens",
-            "repositoryName": "__repository__",
-            "jobName": "ingest",
-        },
-        "runConfigData": {},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": tenant_id}]},
-    }
-
-
 def _rebuild(ctx: Context, tenant_id: str, images: int) -> dict[str, Any]:
-    params = rebuild_params(tenant_id)
+    assert ctx.bulk_tenant is not None
+    params = rebuild_params(tenant_id, ctx.bulk_tenant.model)
     launched_at = time.time()
     answer = ctx.system.graphql(LAUNCH, {"params": params})["launchRun"]
     if answer["__typename"] != "LaunchRunSuccess":
@@ -135,7 +123,7 @@ def _rebuild(ctx: Context, tenant_id: str, images: int) -> dict[str, Any]:
 
 
 def _index_parts(state: dict[str, Any]) -> dict[str, float]:
-    """The `indexed_vectors` step's seconds by part (load, upsert, build_index, swap, complete)."""
+    """The index steps' seconds by part (load, upsert, build_index; swap, complete)."""
     for materialization in state.get("assetMaterializations") or []:
         for entry in materialization.get("metadataEntries") or []:
             if entry.get("label") == "seconds_by_part" and entry.get("jsonString"):

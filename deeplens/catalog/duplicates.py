@@ -41,7 +41,7 @@ def record(
         cur.execute(
             "UPDATE deeplens.images i SET grouped_at = now(),"
             " vector_sha256 = (SELECT encode(sha256(e.vector), 'hex') FROM deeplens.embeddings e"
-            "   WHERE e.image_id = i.image_id AND e.model = %s)"
+            "   WHERE e.image_id = i.image_id AND e.model = %s ORDER BY e.created_at DESC LIMIT 1)"
             " WHERE i.image_id = ANY(%s)",
             (model, looked_at),
         )

@@ -231,6 +231,39 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX run_outcomes_ended ON deeplens.run_outcomes (ended_at);
     """,
+    # 7: models. A tenant holds several models' indexes (the seeds' MaxCollectionsPerTenant):
+    # `tenant_models` lists them, with the version each live index was built with and the state
+    # of its last build; `tenants.model` / `collection_alias` name the one that serves search by
+    # default, and a change of it is announced on deeplens_tenant. Embeddings are kept per model
+    # version until that version is retired, and carry the lineage of the index that holds them
+    # (the run, the physical collection, when).
+    """
+    CREATE TABLE deeplens.tenant_models (
+        tenant_id      text NOT NULL REFERENCES deeplens.tenants ON DELETE CASCADE,
+        model          text NOT NULL,
+        alias          text NOT NULL,
+        state          text NOT NULL DEFAULT 'pending',
+        model_version  text,
+        collection     text,
+        candidate      text,
+        serve_when_verified boolean NOT NULL DEFAULT false,
+        last_check     jsonb,
+        added_at       timestamptz NOT NULL DEFAULT now(),
+        built_at       timestamptz,
+        PRIMARY KEY (tenant_id, model)
+    );
+    INSERT INTO deeplens.tenant_models (tenant_id, model, alias, state, added_at, built_at)
+        SELECT tenant_id, model, collection_alias, 'ready', created_at, created_at
+        FROM deeplens.tenants;
+    ALTER TABLE deeplens.embeddings DROP CONSTRAINT embeddings_pkey;
+    ALTER TABLE deeplens.embeddings ADD PRIMARY KEY (image_id, model, model_version);
+    ALTER TABLE deeplens.embeddings
+        ADD COLUMN run_id     text,
+        ADD COLUMN collection text,
+        ADD COLUMN indexed_at timestamptz;
+    CREATE TRIGGER tenant_serving_notify AFTER UPDATE OF model, collection_alias
+        ON deeplens.tenants FOR EACH ROW EXECUTE FUNCTION deeplens.notify_limits_changed();
+    """,
 ]
 
 

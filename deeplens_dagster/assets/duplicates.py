@@ -4,13 +4,13 @@ import dagster as dg
 
 from deeplens import duplicates
 from deeplens.catalog import tenants
-from deeplens_dagster.assets.ingest import indexed_vectors
+from deeplens_dagster.assets.registry import MODELS
 from deeplens_dagster.partitions import tenant_partitions
 from deeplens_dagster.resources import CatalogResource, QdrantResource
 
 
 @dg.asset(
-    deps=[indexed_vectors],
+    deps=[m.indexed_vectors for m in MODELS.values()],
     partitions_def=tenant_partitions,
     group_name="quality",
     kinds={"postgres", "qdrant"},

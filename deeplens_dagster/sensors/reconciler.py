@@ -33,7 +33,7 @@ from deeplens.catalog import runs as run_records
 from deeplens_dagster.jobs import ingest_job
 from deeplens_dagster.partitions import TENANTS, tenant_partitions
 from deeplens_dagster.resources import CatalogResource, QdrantResource
-from deeplens_dagster.sensors.uploads import IN_FLIGHT, max_runtime
+from deeplens_dagster.sensors.uploads import IN_FLIGHT, kept_up, max_runtime
 
 TICK_SECONDS = 10
 # A tick more than this after the one before means the reconciler was not watching meanwhile.
@@ -84,16 +84,14 @@ def reconciler(
             if _drop_retired(context, qdrant, retired.collection):
                 run_records.forget(conn, retired.collection)
         due = retries.claim_due(conn)
+    selections = kept_up(catalog_db, set(due))
     requests = [
         dg.RunRequest(
             run_key=_retry_key(tenant_id, part, now),
             partition_key=tenant_id,
-            run_config={
-                "ops": {
-                    name: {"config": {"image_ids": [str(i) for i in part]}}
-                    for name in ("images", "embeddings", "indexed_vectors")
-                }
-            },
+            asset_selection=selections[tenant_id].assets,
+            asset_check_keys=selections[tenant_id].checks,
+            run_config=selections[tenant_id].run_config([str(i) for i in part]),
             tags={
                 "deeplens/tenant": tenant_id,
                 "deeplens/retry": "true",

@@ -15,8 +15,10 @@ import dagster as dg
 from confluent_kafka import TopicPartition
 
 from deeplens import batching, events
+from deeplens.catalog import models as tenant_models
 from deeplens.catalog import tenants
 from deeplens.kafka import headers_of, produce_all
+from deeplens_dagster.assets.registry import Selection, batch_selection
 from deeplens_dagster.jobs import ingest_job
 from deeplens_dagster.partitions import TENANTS, tenant_partitions
 from deeplens_dagster.resources import CatalogResource, KafkaResource
@@ -162,16 +164,14 @@ def image_upload_sensor(
         context.log.warning(
             "sent %d bad upload event(s) to %s", len(plan.rejected), events.TOPIC_FAILED
         )
+    selections = kept_up(catalog_db, {b.tenant_id for b in plan.batches})
     requests = [
         dg.RunRequest(
             run_key=batch.run_key,
             partition_key=batch.tenant_id,
-            run_config={
-                "ops": {
-                    name: {"config": {"image_ids": batch.image_ids}}
-                    for name in ("images", "embeddings", "indexed_vectors")
-                }
-            },
+            asset_selection=selections[batch.tenant_id].assets,
+            asset_check_keys=selections[batch.tenant_id].checks,
+            run_config=selections[batch.tenant_id].run_config(batch.image_ids),
             tags={
                 "deeplens/tenant": batch.tenant_id,
                 "deeplens/offsets": batch.offsets,
@@ -194,6 +194,14 @@ def image_upload_sensor(
         if missing
         else None,
     )
+
+
+def kept_up(catalog_db: CatalogResource, tenant_ids: set[str]) -> dict[str, Selection]:
+    """What a batch of each tenant runs: the tenant's models that batches keep up."""
+    if not tenant_ids:
+        return {}
+    with catalog_db.connection() as conn:
+        return {t: batch_selection(tenant_models.kept_up(conn, t)) for t in tenant_ids}
 
 
 def _rejection(rejected: batching.Rejected) -> tuple[str, str, bytes]:

@@ -293,6 +293,7 @@ class Stack:
         self.env["DEEPLENS_PUBLIC_URL"] = api_url
         workspace = self.home / "dagster" / WORKSPACE
         self.processes.append(apps.start_daemon(self.env, workspace, self.logs, self.home))
+        self.env["DEEPLENS_DAGSTER_UI_URL"] = f"http://{servers.HOST}:{ui_port}"
         webserver, ui_url = apps.start_webserver(self.env, workspace, ui_port, self.logs, self.home)
         self.processes.append(webserver)
         workers = self.settings.resolved_api_workers()

@@ -23,9 +23,12 @@ from psycopg_pool import ConnectionPool
 
 from deeplens import jsontext, logs, tracing
 from deeplens.blobs import BlobStore, sha256_hex
+from deeplens.catalog import embeddings as stored_vectors
 from deeplens.catalog import images, retries, tenants
+from deeplens.catalog import models as tenant_models
 from deeplens.catalog.images import Image, NewImage
 from deeplens.catalog.keys import Identity
+from deeplens.naming import collection_alias
 from deeplens.settings import Settings
 from deeplens.status import status_view
 from search_api import forms, validation
@@ -41,7 +44,14 @@ from search_api.deps import (
     confirm_tenant,
 )
 from search_api.errors import ServiceUnavailable
-from search_api.schemas import ImageDetails, RetryAccepted, StatusView, UploadAccepted
+from search_api.schemas import (
+    ImageDetails,
+    ImageLineage,
+    LineageEntry,
+    RetryAccepted,
+    StatusView,
+    UploadAccepted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +326,57 @@ def retry_image(image: ImageDep, db: DbDep) -> RetryAccepted:
         status=again[0].status if again else image.status,
         status_check_url=status_url(image.image_id),
         message="The image is queued for processing again.",
+    )
+
+
+@router.get("/{image_id}/lineage", response_model=ImageLineage)
+def image_lineage(image: ImageDep, db: DbDep, settings: SettingsDep) -> ImageLineage:
+    """Which run indexed the image, with which model and version, into which physical
+    collection: the serving model's entry at the top level, and one entry per stored vector
+    (each model, and each version kept until it is retired), with a link to the run in the
+    Dagster UI."""
+    with db.connection() as conn:
+        found = stored_vectors.lineage(conn, image.image_id)
+        tenant = tenants.get(conn, image.tenant_id)
+        held = {m.model: m for m in tenant_models.of_tenant(conn, image.tenant_id)}
+    serving_model = tenant.model if tenant is not None else None
+    ui = (settings.dagster_ui_url or "").rstrip("/")
+    entries = [
+        LineageEntry(
+            model=e.model,
+            model_version=e.model_version,
+            run_id=e.run_id,
+            collection=e.collection,
+            alias=held[e.model].alias
+            if e.model in held
+            else collection_alias(image.tenant_id, e.model),
+            indexed_at=e.indexed_at,
+            embedded_at=e.embedded_at,
+            run_url=f"{ui}/runs/{e.run_id}" if ui and e.run_id else None,
+            partition=image.tenant_id,
+            serving=e.model == serving_model
+            and (e.model not in held or held[e.model].model_version in (None, e.model_version)),
+        )
+        for e in found
+    ]
+    top = next((e for e in entries if e.serving and e.indexed_at), None)
+    return ImageLineage(
+        image_id=image.image_id,
+        tenant_id=image.tenant_id,
+        status=image.status,
+        models=entries,
+        **(
+            {
+                "run_id": top.run_id,
+                "model": top.model,
+                "model_version": top.model_version,
+                "collection": top.collection,
+                "indexed_at": top.indexed_at,
+                "run_url": top.run_url,
+            }
+            if top
+            else {}
+        ),
     )
 
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -25,6 +26,7 @@ from deeplens import filters, vectors
 from deeplens.blobs import sha256_hex
 from deeplens.cache import SearchCache
 from deeplens.catalog import images
+from deeplens.catalog import models as tenant_models
 from deeplens.catalog.tenants import Tenant
 from deeplens.model.imaging import DECODE_ERRORS, ImageError, ImageTooLargeError
 from search_api import forms, validation
@@ -32,14 +34,14 @@ from search_api.deps import (
     CacheDep,
     DbDep,
     KeysDep,
-    ModelDep,
+    ModelsDep,
     QdrantDep,
     QueryLimiterDep,
     SettingsDep,
     TenantDep,
     confirm_tenant,
 )
-from search_api.embedding import QueryModel
+from search_api.embedding import QueryModels
 from search_api.schemas import SearchHit, SearchResponse
 
 router = APIRouter(prefix="/api/v1", tags=["search"])
@@ -53,6 +55,10 @@ FILTER_HELP = (
     "and. Fields: uploadedBy, contentType, uploadedAt (ISO 8601), width, height, metadata.<key>."
     ' Example: {"uploadedBy": "alice", "width": {"gte": 1024}}'
 )
+MODEL_HELP = (
+    "Search the index of another ready model of the tenant (default: its serving model; see "
+    "GET /api/v1/admin/tenants/{id}/models)."
+)
 SEARCH_FORM = forms.image_form_schema(
     "Search",
     "The query image (JPEG, PNG, WebP, GIF, BMP).",
@@ -61,6 +67,7 @@ SEARCH_FORM = forms.image_form_schema(
         "filter": {"type": "string", "description": FILTER_HELP},
         "scoreThreshold": {"type": "number", "description": "Leave out hits scoring below it."},
         "offset": {"type": "integer", "minimum": 0, "default": 0, "description": "Hits to skip."},
+        "model": {"type": "string", "description": MODEL_HELP},
     },
 )
 
@@ -126,6 +133,32 @@ class Searcher:
     db: ConnectionPool
     qdrant: QdrantClient
     cache: SearchCache
+    model: str
+    alias: str
+
+    @classmethod
+    def of(
+        cls,
+        tenant: Tenant,
+        db: ConnectionPool,
+        qdrant: QdrantClient,
+        cache: SearchCache,
+        model: str | None,
+    ) -> Searcher:
+        """The tenant's serving index, or that of `model` if the tenant holds it ready (404
+        otherwise: a tenant learns only of its own models)."""
+        if not model or model == tenant.model:
+            return cls(tenant, db, qdrant, cache, tenant.model, tenant.collection_alias)
+        with db.connection() as conn:
+            held = tenant_models.get(conn, tenant.tenant_id, model)
+        if held is None or held.state != tenant_models.READY:
+            state = "does not hold" if held is None else f"holds, {held.state}, not ready:"
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                f"this tenant {state} model {model[:64]!r}; it searches with "
+                f"{tenant.model!r} by default",
+            )
+        return cls(tenant, db, qdrant, cache, model, held.alias)
 
 
 @router.post(
@@ -142,7 +175,7 @@ async def search_by_image(
     db: DbDep,
     qdrant: QdrantDep,
     cache: CacheDep,
-    model: ModelDep,
+    models: ModelsDep,
     limiter: QueryLimiterDep,
 ) -> JSONResponse:
     """The tenant's images most similar to the uploaded one, best first.
@@ -153,17 +186,22 @@ async def search_by_image(
     """
     started = time.perf_counter()
     body = await request.body()  # bounded by `BodySizeLimit`, read once the key is known good
-    searcher = Searcher(tenant, db, qdrant, cache)
     content_type = request.headers.get("content-type", "")
     work = functools.partial(
-        _search_by_image, searcher, model, settings.max_upload_bytes, content_type, body, started
+        _search_by_image,
+        functools.partial(Searcher.of, tenant, db, qdrant, cache),
+        models,
+        settings.max_upload_bytes,
+        content_type,
+        body,
+        started,
     )
     return await to_thread.run_sync(work, limiter=limiter)
 
 
 def _search_by_image(
-    searcher: Searcher,
-    model: QueryModel,
+    searcher_for: Callable[[str | None], Searcher],
+    models: QueryModels,
     max_bytes: int,
     content_type: str,
     body: bytes,
@@ -178,19 +216,16 @@ def _search_by_image(
     )
     data = file.data
     validation.check_size(len(data), max_bytes)
+    searcher = searcher_for(form.text("model"))
     tenant = searcher.tenant
-    key = searcher.cache.key(tenant.tenant_id, "image", sha256_hex(data), asked.cache_key())
+    key = searcher.cache.key(
+        tenant.tenant_id, "image", sha256_hex(data), f"{searcher.model}:{asked.cache_key()}"
+    )
     if (hit := searcher.cache.get(key)) is not None:
         return _answer(hit, started, cached=True)
 
     validation.inspect_image(data)
-    embedder = model.require_embedder()
-    if embedder.spec.name != tenant.model:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"tenant {tenant.tenant_id!r} is indexed with model {tenant.model!r}, but this API "
-            f"embeds queries with {embedder.spec.name!r}; set DEEPLENS_MODEL={tenant.model}",
-        )
+    embedder = models.get(searcher.model).require_embedder()
     try:
         vector = embedder.embed_one(data)
     except ImageTooLargeError as exc:
@@ -204,7 +239,7 @@ def _search_by_image(
     try:
         hits = vectors.search(
             searcher.qdrant,
-            tenant.collection_alias,
+            searcher.alias,
             vector,
             asked.top_k,
             must=filters.to_qdrant(asked.conditions),
@@ -214,8 +249,7 @@ def _search_by_image(
     except UnexpectedResponse as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            f"the tenant's collection {tenant.collection_alias!r} cannot be searched: "
-            f"{_reason(exc)}",
+            f"the tenant's collection {searcher.alias!r} cannot be searched: {_reason(exc)}",
         ) from exc
     answer = _body(searcher, hits)
     searcher.cache.put(key, answer)
@@ -253,11 +287,13 @@ def similar_images(
         float | None, Query(alias="scoreThreshold", description="Leave out hits scoring below it.")
     ] = None,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Hits to skip.")] = 0,
+    model: Annotated[str | None, Query(max_length=64, description=MODEL_HELP)] = None,
 ) -> JSONResponse:
     """The tenant's images most similar to a stored one (which is left out), best first."""
     started = time.perf_counter()
     asked = Asked.of(top_k, filter_, score_threshold, offset)
-    key = cache.key(tenant.tenant_id, "id", str(image_id), asked.cache_key())
+    searcher = Searcher.of(tenant, db, qdrant, cache, model)
+    key = cache.key(tenant.tenant_id, "id", str(image_id), f"{searcher.model}:{asked.cache_key()}")
     if (hit := cache.get(key)) is not None:
         return _answer(hit, started, cached=True)
 
@@ -275,7 +311,7 @@ def similar_images(
     try:
         hits = vectors.search(
             qdrant,
-            tenant.collection_alias,
+            searcher.alias,
             image_id,
             asked.top_k,
             exclude=image_id,
@@ -286,10 +322,10 @@ def similar_images(
     except UnexpectedResponse as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
-            f"image {image_id} has no vector in {tenant.collection_alias!r} right now "
+            f"image {image_id} has no vector in {searcher.alias!r} right now "
             f"(a reindex may be under way): {_reason(exc)}",
         ) from exc
-    answer = _body(Searcher(tenant, db, qdrant, cache), hits, query_image_id=image_id)
+    answer = _body(searcher, hits, query_image_id=image_id)
     cache.put(key, answer)
     return _answer(answer, started, cached=False)
 
@@ -311,8 +347,8 @@ def _body(
     ]
     body: dict[str, Any] = {
         "results": results,
-        "model": tenant.model,
-        "collection": tenant.collection_alias,
+        "model": searcher.model,
+        "collection": searcher.alias,
     }
     if query_image_id is not None:
         body["queryImageId"] = str(query_image_id)

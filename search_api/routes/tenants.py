@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
 from deeplens import tenancy, vectors
 from deeplens.catalog import images, keys, retries, tenants
+from deeplens.catalog import models as tenant_models
 from deeplens.catalog.keys import ApiKey
 from deeplens.catalog.tenants import Limits, Tenant, TenantExists
 from deeplens.naming import InvalidTenantId, validate_tenant_id
@@ -137,6 +138,11 @@ def show_tenant(tenant: TenantDep, db: DbDep, qdrant: QdrantDep) -> TenantDetail
         found = tenants.limits_and_usage(conn, tenant.tenant_id)
         by_status = images.count_by_status(conn, tenant.tenant_id)
         key_count = len(keys.list_for(conn, tenant.tenant_id))
+        held = [
+            m.model
+            for m in tenant_models.of_tenant(conn, tenant.tenant_id)
+            if m.state != tenant_models.RETIRED
+        ]
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no tenant {tenant.tenant_id!r}")
     limits, usage = found
@@ -153,6 +159,7 @@ def show_tenant(tenant: TenantDep, db: DbDep, qdrant: QdrantDep) -> TenantDetail
         keys=key_count,
         alias_target=target,
         points=points,
+        models=held,
     )
 
 

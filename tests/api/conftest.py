@@ -86,6 +86,7 @@ class FakeServices:
             deps.get_cache: lambda: Untouchable("search cache"),
             deps.get_hub: lambda: Untouchable("status hub"),
             deps.get_model: lambda: Untouchable("model"),
+            deps.get_models: lambda: Untouchable("models"),
         }
         app.dependency_overrides.update(overrides)
 

@@ -153,8 +153,8 @@ def test_one_uploads_trace_links_the_request_the_relay_publish_and_the_run(
         "POST /api/v1/images",
         f"publish {events.TOPIC_UPLOADED}",
         "ingest images",
-        "ingest embeddings",
-        "ingest indexed_vectors",
+        "ingest efficientnet_lite0/embeddings",
+        "ingest efficientnet_lite0/indexed_vectors",
     }
 
     def exported() -> dict[str, dict[str, Any]] | None:
@@ -164,7 +164,14 @@ def test_one_uploads_trace_links_the_request_the_relay_publish_and_the_run(
     spans = eventually(exported, "the upload's spans exported by the API and the run worker")
 
     request, publish = spans["POST /api/v1/images"], spans[f"publish {events.TOPIC_UPLOADED}"]
-    steps = [spans[f"ingest {step}"] for step in ("images", "embeddings", "indexed_vectors")]
+    steps = [
+        spans[f"ingest {step}"]
+        for step in (
+            "images",
+            "efficientnet_lite0/embeddings",
+            "efficientnet_lite0/indexed_vectors",
+        )
+    ]
     trace_ids = {s["context"]["trace_id"] for s in (request, publish, *steps)}
     assert len(trace_ids) == 1, "one trace from the request to the index"
     assert publish["parent_id"] == request["context"]["span_id"], "outbox row → relay"

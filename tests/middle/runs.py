@@ -13,11 +13,16 @@ from qdrant_client import QdrantClient
 
 from deeplens.blobs import BlobStore
 from deeplens.catalog.images import Image
-from deeplens_dagster.assets.checks import embeddings_are_unit_vectors
-from deeplens_dagster.assets.ingest import embeddings, images, indexed_vectors
+from deeplens_dagster.assets.ingest import images
+from deeplens_dagster.assets.registry import CHECKS, MODELS
 from tests.middle import seed
 
+DEFAULT = MODELS[seed.MODEL]
+embeddings, indexed_vectors, serving_index = DEFAULT.all
+[embeddings_are_unit_vectors, retrieval_not_worse, index_reconciled] = CHECKS[seed.MODEL]
 INGEST: Sequence[Any] = (images, embeddings, indexed_vectors)
+# A rebuild (no batch) runs what a backfill of the model runs: its index swapped in once checked.
+REBUILD: Sequence[Any] = (*INGEST, serving_index, retrieval_not_worse)
 
 
 def ingest(
@@ -30,9 +35,12 @@ def ingest(
     raise_on_error: bool = True,
     tags: Mapping[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """A run of `assets` (default: all three) for the tenant: a batch of `image_ids`, or with
-    none a rebuild (a backfill); with `check`, the blocking embeddings check runs too."""
-    ops = tuple(a.key.path[-1] for a in assets)
+    """A run of `assets` (default: the default model's) for the tenant: a batch of `image_ids`,
+    or with none a rebuild (a backfill, with the swap and its retrieval check); with `check`,
+    the blocking embeddings check runs too."""
+    ops = tuple(a.op.name for a in assets if isinstance(a, dg.AssetsDefinition))
+    if not image_ids and assets is INGEST:
+        assets = REBUILD
     return dg.materialize(
         [*assets, *([embeddings_are_unit_vectors] if check else [])],
         partition_key=tenant_id,
@@ -44,9 +52,14 @@ def ingest(
     )
 
 
+def node(asset: str) -> str:
+    """The op of an asset named by its last part (the default model's, for a model's asset)."""
+    return asset if asset in ("images", "duplicate_groups") else f"{seed.MODEL}__{asset}"
+
+
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
     """The plain values of the asset's (single) materialisation's metadata."""
-    [materialization] = result.asset_materializations_for_node(asset)
+    [materialization] = result.asset_materializations_for_node(node(asset))
     return {k: v.value for k, v in materialization.metadata.items()}
 
 

@@ -14,6 +14,7 @@ from qdrant_client import QdrantClient
 from deeplens import vectors
 from deeplens.blobs import BlobStore
 from deeplens.catalog import images, tenants
+from deeplens.catalog import models as tenant_models
 from deeplens.catalog.images import Image, NewImage
 from deeplens.model.registry import get_model
 from deeplens.naming import collection_alias
@@ -37,6 +38,9 @@ def create_tenant(conn: psycopg.Connection, client: QdrantClient, tenant_id: str
     alias = vectors.ensure_tenant_collection(client, tenant_id, MODEL, get_model(MODEL).dimension)
     assert alias == collection_alias(tenant_id, MODEL)
     tenants.create(conn, tenant_id, tenant_id.title(), MODEL, alias)
+    tenant_models.add(conn, tenant_id, MODEL, alias, state=tenant_models.READY)
+    collection = vectors.alias_target(client, alias) or alias
+    tenant_models.built(conn, tenant_id, MODEL, get_model(MODEL).version, collection, None)
     return alias
 
 
@@ -75,7 +79,7 @@ def upload(
     return image
 
 
-INGEST_OPS = ("images", "embeddings", "indexed_vectors")
+INGEST_OPS = ("images", f"{MODEL}__embeddings", f"{MODEL}__indexed_vectors")
 
 
 def batch_config(image_ids: list[uuid.UUID], ops: tuple[str, ...] = INGEST_OPS) -> dict[str, Any]:

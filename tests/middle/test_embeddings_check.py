@@ -1,6 +1,6 @@
-"""The blocking asset check `embeddings_are_unit_vectors` on the run's stored embeddings: good
-vectors pass it; a bad one in the batch fails it and keeps the batch out of the index, and a bad
-one elsewhere in the tenant does not hold later batches back."""
+"""The blocking asset check `vectors_are_valid` of the default model's embeddings, on the run's
+stored embeddings: good vectors pass it; a bad one in the batch fails it and keeps the batch out
+of the index, and a bad one elsewhere in the tenant does not hold later batches back."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import pytest
 from deeplens.catalog import embeddings as stored
 from deeplens.model.registry import get_model
 from tests.middle import seed
-from tests.middle.runs import Tenancy, metadata
+from tests.middle.runs import Tenancy, metadata, node
 
 pytestmark = pytest.mark.filterwarnings("ignore:Payload indexes have no effect:UserWarning")
 
 SPEC = get_model(seed.MODEL)
-CHECK_STEP = "embeddings_embeddings_are_unit_vectors"
+CHECK_STEP = f"{seed.MODEL}__embeddings_vectors_are_valid"
 
 
 def plant(tenancy: Tenancy, vector: np.ndarray, seed_: int = 69) -> uuid.UUID:
@@ -77,7 +77,7 @@ def test_a_bad_stored_vector_fails_the_blocking_check_and_stops_the_batch(
     assert {e.step_key for e in result.all_events if e.is_step_failure} == {CHECK_STEP}
     assert metadata(result, "embeddings")["embedded"] == 2
     assert metadata(result, "embeddings")["reused_stored"] == 1
-    assert result.asset_materializations_for_node("indexed_vectors") == []
+    assert result.asset_materializations_for_node(node("indexed_vectors")) == []
     assert tenancy.points().ids == set()
     assert all(tenancy.statuses()[i][0] != "completed" for i in ids)
 

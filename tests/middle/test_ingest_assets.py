@@ -58,7 +58,8 @@ def test_a_batch_becomes_searchable_with_one_completed_event_per_image(tenancy: 
     indexed = metadata(result, "indexed_vectors")
     assert (indexed["upserted"], indexed["newly_searchable"]) == (3, 3)
     assert (indexed["without_vector"], indexed["points_in_collection"]) == (0, 3)
-    assert (indexed["collection"], indexed["rebuilt_from"]) == (tenancy.alias, "n/a")
+    assert (indexed["collection_alias"], indexed["mode"]) == (tenancy.alias, "batch")
+    assert indexed["collection"] == tenancy.points().collection
 
 
 def test_an_undecodable_image_fails_alone_with_its_reason(tenancy: Tenancy) -> None:
@@ -186,9 +187,14 @@ def test_a_rebuild_swaps_the_alias_and_the_old_collection_goes_after_its_grace(
     embedded = metadata(rebuilt, "embeddings")
     assert (embedded["embedded"], embedded["reused_stored"]) == (0, 3)
     indexed = metadata(rebuilt, "indexed_vectors")
-    assert (indexed["rebuilt_from"], indexed["collection"]) == (old.collection, new.collection)
-    assert (indexed["upserted"], indexed["points_in_collection"]) == (3, 3)
-    assert indexed["newly_searchable"] == 0
+    assert (indexed["mode"], indexed["collection"], indexed["upserted"]) == (
+        "rebuild",
+        new.collection,
+        3,
+    )
+    swapped = metadata(rebuilt, "serving_index")
+    assert (swapped["rebuilt_from"], swapped["collection"]) == (old.collection, new.collection)
+    assert (swapped["points_in_collection"], swapped["newly_searchable"]) == (3, 0)
     assert collections(tenancy) == {old.collection, new.collection}
     assert retired(tenancy) == {old.collection: new.collection}
 

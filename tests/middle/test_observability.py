@@ -99,7 +99,11 @@ def test_an_uploads_trace_goes_through_the_outbox_the_relay_and_the_run(
 
     assert result.success
     steps = {s.name: s for s in spans.get_finished_spans() if s.name.startswith("ingest ")}
-    assert set(steps) == {"ingest images", "ingest embeddings", "ingest indexed_vectors"}
+    assert set(steps) == {
+        "ingest images",
+        "ingest efficientnet_lite0/embeddings",
+        "ingest efficientnet_lite0/indexed_vectors",
+    }
     for step in steps.values():
         assert step.parent is not None and step.parent.span_id == ids(publish)[1]
         assert ids(step)[0] == request_ids[0], "one trace, from the request to the index"
@@ -108,7 +112,7 @@ def test_an_uploads_trace_goes_through_the_outbox_the_relay_and_the_run(
         assert attributes[tracing.TENANT_ID] == tenancy.tenant_id
         assert attributes["dagster.run_id"] == result.run_id
     completed = outbox_headers(tenancy.conn, image.image_id, events.TOPIC_COMPLETED)
-    assert parent_of(completed) == ids(steps["ingest indexed_vectors"])
+    assert parent_of(completed) == ids(steps["ingest efficientnet_lite0/indexed_vectors"])
 
 
 def test_the_pipeline_figures_are_read_from_the_catalog(tenancy: Tenancy) -> None:

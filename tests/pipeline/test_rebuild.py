@@ -11,8 +11,8 @@ import psycopg
 
 from deeplens import clients, vectors
 from deeplens.catalog import runs
-from deeplens_dagster.assets.checks import embeddings_are_unit_vectors
-from deeplens_dagster.assets.ingest import embeddings, images, indexed_vectors
+from deeplens_dagster.assets.ingest import images
+from deeplens_dagster.assets.registry import CHECKS, MODELS
 from deeplens_dagster.partitions import TENANTS
 from deeplens_dagster.resources import (
     BlobStoreResource,
@@ -48,8 +48,9 @@ def test_backfill_rebuilds_into_a_new_collection_without_the_model(
 
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(TENANTS, [tenant_id])
+    model = str(tenant["model"])
     result = dg.materialize(
-        [images, embeddings, indexed_vectors, embeddings_are_unit_vectors],
+        [images, *MODELS[model].all, *CHECKS[model]],
         partition_key=tenant_id,
         instance=instance,
         resources={
@@ -60,10 +61,10 @@ def test_backfill_rebuilds_into_a_new_collection_without_the_model(
         },
     )
     assert result.success
-    embedded = result.asset_materializations_for_node("embeddings")[0].metadata
+    embedded = result.asset_materializations_for_node(f"{model}__embeddings")[0].metadata
     assert embedded["embedded"].value == 0 and embedded["reused_stored"].value == 6
-    indexed = result.asset_materializations_for_node("indexed_vectors")[0].metadata
-    assert indexed["rebuilt_from"].value == before
+    swapped = result.asset_materializations_for_node(f"{model}__serving_index")[0].metadata
+    assert swapped["rebuilt_from"].value == before
     after = vectors.alias_target(qdrant, alias)
     assert after is not None and after != before
     assert qdrant.count(alias, exact=True).count == 6
