@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from deeplens import tracing
+from deeplens_local.model import projection
 from deeplens_local.stack.stack import Stack, StackConfig
 
 # The tests' stack notices faults within seconds rather than the production defaults' minutes,
@@ -61,8 +62,10 @@ def stack() -> Iterator[Stack]:
     starting meanwhile makes pytest's own directory private again.
     """
     home = Path(tempfile.mkdtemp(prefix="deeplens-tests-"))
+    # A third, deliberately bad model beside the built-in ones (tests/e2e/test_models.py).
+    models = {"DEEPLENS_MODELS_FILE": str(projection.models_file(home / "models"))}
     config = StackConfig.on_free_ports(
-        home, environ={**os.environ, **FAST_HEALING, **GENEROUS_LIMITS, **TRACED}
+        home, environ={**os.environ, **FAST_HEALING, **GENEROUS_LIMITS, **TRACED, **models}
     )
     try:
         with Stack(config) as running, pytest.MonkeyPatch.context() as env:

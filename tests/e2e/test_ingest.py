@@ -131,12 +131,48 @@ def test_one_completed_event_per_image(
 def test_ui_shows_materializations_of_all_three_assets(
     ui_url: str, tenants: dict[str, dict[str, object]], ingested: dict[int, str]
 ) -> None:
-    partition = str(tenants["main"]["tenantId"])
-    for asset in ("images", "embeddings", "indexed_vectors"):
-        data = graphql(ui_url, MATERIALIZATIONS, {"key": {"path": [asset]}, "partition": partition})
+    partition, model = str(tenants["main"]["tenantId"]), str(tenants["main"]["model"])
+    for asset in (["images"], [model, "embeddings"], [model, "indexed_vectors"]):
+        data = graphql(ui_url, MATERIALIZATIONS, {"key": {"path": asset}, "partition": partition})
         found = data["assetOrError"]["assetMaterializations"]
         assert found, f"no materialization of {asset} for {partition}"
         assert all(m["partition"] == partition for m in found)
+
+
+RUN = """
+query ($runId: ID!) {
+  runOrError(runId: $runId) { ... on Run { status tags { key value } } }
+}
+"""
+
+
+def test_an_images_lineage_names_the_run_that_indexed_it(
+    api_url: str, ui_url: str, tenants: dict[str, dict[str, object]], ingested: dict[int, str]
+) -> None:
+    """GET /images/{id}/lineage names the run, model, version and physical collection; the
+    run exists in Dagster, for the image's tenant partition, and its link opens it."""
+    tenant = tenants["main"]
+    key, image_id = str(tenant["apiKey"]), ingested[3]
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        response = client.get(f"/api/v1/images/{image_id}/lineage", headers={"X-API-Key": key})
+        assert response.status_code == 200, response.text
+        lineage = response.json()
+        other = client.get(
+            f"/api/v1/images/{image_id}/lineage",
+            headers={"X-API-Key": str(tenants["other"]["apiKey"])},
+        )
+    assert other.status_code == 404, "another tenant learns nothing of the image"
+    assert lineage["imageId"] == image_id and lineage["model"] == tenant["model"]
+    assert len(lineage["modelVersion"]) == 64
+    assert lineage["collection"].startswith(str(tenant["collection"]) + "_v")
+    [entry] = lineage["models"]
+    assert entry["serving"] and entry["runId"] == lineage["runId"]
+    assert lineage["runUrl"] == f"{ui_url}/runs/{lineage['runId']}"
+    run = graphql(ui_url, RUN, {"runId": lineage["runId"]})["runOrError"]
+    assert run["status"] == "SUCCESS"
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert tags["dagster/partition"] == tenant["tenantId"]
+    assert httpx.get(lineage["runUrl"], timeout=30).status_code == 200
 
 
 def test_near_duplicate_finds_its_original_only_in_its_tenant(

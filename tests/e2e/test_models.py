@@ -1,0 +1,189 @@
+"""A tenant moves to a second model by an asset backfill through Dagster's backfill daemon,
+while a client searches: the new index is built beside the serving one, the blocking retrieval
+check passes, and only then does search move to it; one call moves it back; a deliberately bad
+model (a random projection, registered by the stack's models file) fails the check and search
+stays where it was."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from deeplens_cli.admin import rebuild_assets
+from deeplens_local import synthetic
+from deeplens_local.model import projection
+from deeplens_local.stack.stack import Stack
+from tests.api.stack_helpers import TenantHandle, create_tenant
+from tests.e2e.helpers import graphql
+from tests.faults.harness import assert_healed, photos, upload_all
+
+SECOND = "efficientnet_lite2"
+
+LAUNCH_BACKFILL = """
+mutation ($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}
+"""
+BACKFILL = """
+query ($id: String!) {
+  partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } }
+}
+"""
+
+
+def backfill(ui_url: str, tenant_id: str, model: str, timeout: float = 400) -> str:
+    """An asset backfill of the model's assets for the tenant's partition, as the UI launches
+    it; returns its end status."""
+    params = {
+        "assetSelection": rebuild_assets(model),
+        "partitionNames": [tenant_id],
+        "fromFailure": False,
+        "tags": [],
+    }
+    answer = graphql(ui_url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+    assert answer["__typename"] == "LaunchBackfillSuccess", answer
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = graphql(ui_url, BACKFILL, {"id": answer["backfillId"]})
+        state = str(status["partitionBackfillOrError"]["status"])
+        if state not in ("REQUESTED", "CANCELING", "FAILING"):
+            return state
+        time.sleep(1)
+    raise AssertionError(f"the backfill of {model} for {tenant_id} did not end in {timeout}s")
+
+
+class Searcher(threading.Thread):
+    """Searches the tenant with a query image in a loop, noting each answer's model."""
+
+    def __init__(self, api_url: str, tenant: TenantHandle, query: bytes) -> None:
+        super().__init__(daemon=True)
+        self.api_url, self.tenant, self.query = api_url, tenant, query
+        self.models: list[str] = []
+        self.errors: list[str] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.api_url, timeout=30) as client:
+            while not self.stopping.is_set():
+                response = client.post(
+                    "/api/v1/search",
+                    headers=self.tenant.headers,
+                    files={"file": ("q.jpg", self.query, "image/jpeg")},
+                    data={"topK": "3"},
+                )
+                if response.status_code == 200:
+                    self.models.append(response.json()["model"])
+                else:
+                    self.errors.append(f"{response.status_code} {response.text[:200]}")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(30)
+
+
+def models_of(api_url: str, admin_key: str, tenant_id: str) -> dict[str, Any]:
+    response = httpx.get(
+        f"{api_url}/api/v1/admin/tenants/{tenant_id}/models",
+        headers={"X-Admin-Key": admin_key},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def add_model(api_url: str, admin_key: str, tenant_id: str, model: str) -> dict[str, Any]:
+    response = httpx.post(
+        f"{api_url}/api/v1/admin/tenants/{tenant_id}/models",
+        headers={"X-Admin-Key": admin_key},
+        json={"model": model, "serve": True},
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+def changes(seen: list[str]) -> list[str]:
+    """The models in the order search answered with them, each run of repeats once."""
+    return [m for n, m in enumerate(seen) if n == 0 or seen[n - 1] != m]
+
+
+@pytest.mark.timeout(1200)
+def test_a_tenant_migrates_to_a_second_model_by_backfill_while_searching(
+    stack: Stack, api_url: str, ui_url: str, admin_key: str
+) -> None:
+    tenant = create_tenant(api_url, admin_key, "migrate")
+    first = tenant.body["model"]
+    accepted = upload_all(api_url, tenant, photos(200, 80_000))
+    assert_healed(stack, tenant, accepted)
+    searcher = Searcher(api_url, tenant, synthetic.photo_bytes(80_007, 320, 240))
+    searcher.start()
+    try:
+        time.sleep(2)
+        added = add_model(api_url, admin_key, tenant.tenant_id, SECOND)
+        [pending] = [m for m in added["models"] if m["model"] == SECOND]
+        assert (pending["state"], pending["serveWhenVerified"]) == ("pending", True)
+        assert added["servingModel"] == first
+
+        assert backfill(ui_url, tenant.tenant_id, SECOND) == "COMPLETED_SUCCESS"
+        after = models_of(api_url, admin_key, tenant.tenant_id)
+        [second] = [m for m in after["models"] if m["model"] == SECOND]
+        assert after["servingModel"] == SECOND
+        assert second["state"] == "ready" and second["lastCheck"]["passed"] is True
+        assert second["lastCheck"]["recall"] >= second["lastCheck"]["servingRecall"] - 0.05
+        assert second["modelVersion"] == second["registeredVersion"]
+        time.sleep(2)
+
+        back = httpx.post(
+            f"{api_url}/api/v1/admin/tenants/{tenant.tenant_id}/models/{first}/serve",
+            headers={"X-Admin-Key": admin_key},
+            timeout=30,
+        )
+        assert back.status_code == 200 and back.json()["servingModel"] == first, back.text
+        time.sleep(2)
+    finally:
+        searcher.stop()
+    assert searcher.errors == [], searcher.errors[:5]
+    assert changes(searcher.models) == [first, SECOND, first], changes(searcher.models)
+
+    # The image's lineage now has an entry per model, each naming its run.
+    image_id = accepted[0]
+    lineage = httpx.get(
+        f"{api_url}/api/v1/images/{image_id}/lineage", headers=tenant.headers, timeout=30
+    ).json()
+    by_model = {e["model"]: e for e in lineage["models"]}
+    assert set(by_model) == {first, SECOND}
+    assert by_model[first]["serving"] and not by_model[SECOND]["serving"]
+    assert by_model[SECOND]["runId"] and by_model[SECOND]["runId"] != by_model[first]["runId"]
+
+    # Either model's index can be searched by name while the other serves.
+    named = httpx.get(
+        f"{api_url}/api/v1/images/{image_id}/similar",
+        params={"model": SECOND, "topK": 3},
+        headers=tenant.headers,
+        timeout=30,
+    )
+    assert named.status_code == 200 and named.json()["model"] == SECOND, named.text
+
+    # A bad model fails the retrieval check: it is rejected and search stays where it was.
+    add_model(api_url, admin_key, tenant.tenant_id, projection.NAME)
+    assert backfill(ui_url, tenant.tenant_id, projection.NAME) == "COMPLETED_FAILED"
+    final = models_of(api_url, admin_key, tenant.tenant_id)
+    [bad] = [m for m in final["models"] if m["model"] == projection.NAME]
+    assert final["servingModel"] == first
+    assert bad["state"] == "rejected" and bad["lastCheck"]["passed"] is False
+    assert bad["lastCheck"]["recall"] < bad["lastCheck"]["servingRecall"] - 0.05
+    refused = httpx.post(
+        f"{api_url}/api/v1/admin/tenants/{tenant.tenant_id}/models/{projection.NAME}/serve",
+        headers={"X-Admin-Key": admin_key},
+        timeout=30,
+    )
+    assert refused.status_code == 409, refused.text
