@@ -6,7 +6,8 @@
 - Run outcomes: how each run that beat ended, recorded as the reconciler clears its heartbeat
   (what /metrics reports of runs: their workers are not scraped).
 - Retired collections: the physical collection a reindex replaced, kept for a grace period so
-  that the tenant can be rolled back to it, then dropped.
+  that the tenant can be rolled back to it, then dropped; and a rebuilt one that failed its
+  retrieval check, kept as long for a look.
 """
 
 from __future__ import annotations
@@ -97,13 +98,18 @@ def expired(conn: psycopg.Connection, grace_seconds: float) -> list[Retired]:
         return cur.fetchall()
 
 
+# `replaced_by` of a rebuilt collection that failed its check (kept a while, never served).
+REJECTED = "(rejected)"
+
+
 def latest_retired(conn: psycopg.Connection, alias: str) -> Retired | None:
+    """The collection the alias served before its last swap (a rollback's target)."""
     with conn.cursor(row_factory=class_row(Retired)) as cur:
         cur.execute(
             "SELECT collection, tenant_id, alias, replaced_by, retired_at"
-            " FROM deeplens.retired_collections WHERE alias = %s"
+            " FROM deeplens.retired_collections WHERE alias = %s AND replaced_by <> %s"
             " ORDER BY retired_at DESC LIMIT 1",
-            (alias,),
+            (alias, REJECTED),
         )
         return cur.fetchone()
 

@@ -175,7 +175,9 @@ def _retrieval_check(spec: ModelSpec, asset: dg.AssetsDefinition) -> dg.AssetChe
             else:
                 tenant_models.reject(conn, tenant_id, spec.name, result)
                 # Kept a while for a look, then dropped by the reconciler.
-                run_records.retire(conn, tenant_id, held.alias, held.candidate, "(rejected)")
+                run_records.retire(
+                    conn, tenant_id, held.alias, held.candidate, run_records.REJECTED
+                )
         context.log.info(f"{spec.name} for {tenant_id}: {report.describe()}")
         return dg.AssetCheckResult(
             passed=report.passed,
