@@ -4,7 +4,7 @@
 #   deeplens migrate | deeplens relay
 #   dagster api grpc -m deeplens_dagster.definitions -h 0.0.0.0 -p 3030   (the code location)
 #   dagster api execute_run ...                                            (run workers: Dagster)
-# The default model ships inside the package. Build: docker build -t deeplens:0.1.0 .
+# The built-in models (EfficientNet-Lite0 and -Lite2) ship inside the package. Build: docker build -t deeplens:0.1.0 .
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 

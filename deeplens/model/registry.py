@@ -1,4 +1,5 @@
-"""Model registry: the built-in EfficientNet-Lite0 plus user entries from `DEEPLENS_MODELS_FILE`.
+"""Model registry: the built-in EfficientNet-Lite0 (default) and -Lite2, plus user entries from
+`DEEPLENS_MODELS_FILE`.
 
 A model is a `ModelSpec`: which ONNX file, how to preprocess for it, which nodes to feed and read,
 and the vector dimension. The model's name becomes part of Qdrant collection names, so it is
@@ -93,21 +94,31 @@ def builtin_models_dir() -> Path:
 
 
 def builtin_models() -> dict[str, ModelSpec]:
-    path = builtin_models_dir() / DEFAULT_MODEL / "model.onnx"
-    lite0 = ModelSpec(
-        name=DEFAULT_MODEL,
-        path=path,
-        input_size=224,
-        resize=256,
-        resample="bicubic",
-        mean=(127.0, 127.0, 127.0),
-        std=(128.0, 128.0, 128.0),
-        input_node="input",
-        output_node="embedding",
-        dimension=1280,
-        description="EfficientNet-Lite0 (ImageNet, Apache-2.0), global average pool features",
-    )
-    return {lite0.name: lite0}
+    """The committed EfficientNet-Lite models, exported alike by `scripts/export_model.py`."""
+    common: dict[str, Any] = {
+        "resample": "bicubic",
+        "mean": (127.0, 127.0, 127.0),
+        "std": (128.0, 128.0, 128.0),
+        "input_node": "input",
+        "output_node": "embedding",
+        "dimension": 1280,
+    }
+    # name, input size, resize (TensorFlow's eval crop: S / (S + 32) of the short side), label
+    variants = [
+        (DEFAULT_MODEL, 224, 256, "EfficientNet-Lite0"),
+        ("efficientnet_lite2", 260, 292, "EfficientNet-Lite2"),
+    ]
+    return {
+        name: ModelSpec(
+            name=name,
+            path=builtin_models_dir() / name / "model.onnx",
+            input_size=size,
+            resize=resize,
+            description=f"{label} (ImageNet, Apache-2.0), global average pool features",
+            **common,
+        )
+        for name, size, resize, label in variants
+    }
 
 
 def load_models_file(path: str | os.PathLike[str]) -> dict[str, ModelSpec]:

@@ -32,7 +32,8 @@ query {
 
 
 def start_daemon(env: dict[str, str], workspace: Path, logs: Path, cwd: Path) -> ManagedProcess:
-    argv = [str(_BIN / "dagster-daemon"), "run", "-w", str(workspace)]
+    # Dagster's daemon with a 2-second backfill loop (see `deeplens_dagster.daemon`).
+    argv = [sys.executable, "-m", "deeplens_dagster.daemon", "run", "-w", str(workspace)]
     return ManagedProcess("dagster-daemon", argv, logs / "dagster-daemon.log", env=env, cwd=cwd)
 
 

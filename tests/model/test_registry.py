@@ -35,7 +35,18 @@ def test_default_model_is_the_committed_efficientnet_lite0(monkeypatch: pytest.M
     assert spec.path.is_file() and spec.path.is_absolute()
     committed = (spec.path.parent / "model.sha256").read_text().split()[0]
     assert spec.version == committed
-    assert list(list_models()) == [DEFAULT_MODEL]
+    assert list(list_models()) == [DEFAULT_MODEL, "efficientnet_lite2"]
+
+
+def test_efficientnet_lite2_is_built_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MODELS_FILE_ENV, raising=False)
+    spec = get_model("efficientnet_lite2")
+    assert spec.dimension == 1280
+    assert (spec.input_size, spec.resize) == (260, 292)
+    assert (spec.mean, spec.std) == ((127.0, 127.0, 127.0), (128.0, 128.0, 128.0))
+    assert spec.path.is_file() and spec.path.parent.name == "efficientnet_lite2"
+    committed = (spec.path.parent / "model.sha256").read_text().split()[0]
+    assert spec.version == committed
 
 
 def test_loads_a_user_entry_from_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -47,7 +58,7 @@ def test_loads_a_user_entry_from_toml(monkeypatch: pytest.MonkeyPatch, tmp_path:
     assert spec.path == tmp_path / "onnx" / "resnet50_pooled.onnx"  # relative to the file
     assert spec.mean == (123.675, 116.28, 103.53)
     assert (spec.input_node, spec.output_node) == ("data", "embedding")
-    assert set(list_models()) == {"efficientnet_lite0", "resnet50"}
+    assert set(list_models()) == {"efficientnet_lite0", "efficientnet_lite2", "resnet50"}
 
 
 def test_loads_a_user_entry_from_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -24,9 +24,11 @@ def test_the_wheel_carries_the_model_and_the_instance_files(tmp_path: Path) -> N
     (wheel,) = tmp_path.glob("deeplens-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in (
-        "deeplens/model/files/efficientnet_lite0/model.onnx",
-        "deeplens/model/files/efficientnet_lite0/model.sha256",
-        "deeplens/model/files/efficientnet_lite0/LICENSE",
+        *(
+            f"deeplens/model/files/{model}/{name}"
+            for model in ("efficientnet_lite0", "efficientnet_lite2")
+            for name in ("model.onnx", "model.sha256", "LICENSE")
+        ),
         "deeplens_local/stack/dagster.yaml",
         "deeplens_local/stack/workspace.yaml",
         "deeplens_cli/main.py",
