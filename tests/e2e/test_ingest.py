@@ -146,6 +146,10 @@ query ($runId: ID!) {
 """
 
 
+def test_the_ui_opens_without_the_newsletter_pop_up(ui_url: str) -> None:
+    assert graphql(ui_url, "{ shouldShowNux }")["shouldShowNux"] is False
+
+
 def test_an_images_lineage_names_the_run_that_indexed_it(
     api_url: str, ui_url: str, tenants: dict[str, dict[str, object]], ingested: dict[int, str]
 ) -> None:

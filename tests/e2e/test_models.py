@@ -6,13 +6,17 @@ stays where it was."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+import onnx
 import pytest
 
+from deeplens.model.registry import DEFAULT_MODEL, get_model
 from deeplens_cli.admin import rebuild_assets
 from deeplens_local import synthetic
 from deeplens_local.model import projection
@@ -22,6 +26,7 @@ from tests.e2e.helpers import graphql
 from tests.faults.harness import assert_healed, photos, upload_all
 
 SECOND = "efficientnet_lite2"
+PROBE = "stale_probe"
 
 LAUNCH_BACKFILL = """
 mutation ($params: LaunchBackfillParams!) {
@@ -187,3 +192,108 @@ def test_a_tenant_migrates_to_a_second_model_by_backfill_while_searching(
         timeout=30,
     )
     assert refused.status_code == 409, refused.text
+
+
+STALENESS = """
+query ($key: AssetKeyInput!, $partition: String!) {
+  assetNodeOrError(assetKey: $key) {
+    ... on AssetNode {
+      staleStatusByPartition(partitions: [$partition])
+      staleCausesByPartition(partitions: [$partition]) { category reason }
+    }
+  }
+}
+"""
+RELOAD = """
+mutation {
+  reloadRepositoryLocation(repositoryLocationName: "deeplens") {
+    __typename
+    ... on WorkspaceLocationEntry { locationOrLoadError { __typename } }
+  }
+}
+"""
+
+
+def staleness(ui_url: str, model: str, tenant_id: str) -> tuple[str, list[dict[str, str]]]:
+    node = graphql(
+        ui_url, STALENESS, {"key": {"path": [model, "embeddings"]}, "partition": tenant_id}
+    )["assetNodeOrError"]
+    return node["staleStatusByPartition"][0], node["staleCausesByPartition"][0]
+
+
+def write_probe(path: Path, release: str) -> str:
+    """EfficientNet-Lite0's graph under another name, its file made different by `release`
+    (the graph's doc string): the same vectors, a new checksum. Returns the checksum."""
+    model = onnx.load(str(get_model(DEFAULT_MODEL).path))
+    model.doc_string = f"stale probe, release {release}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def reload_code_location(ui_url: str) -> None:
+    answer = graphql(ui_url, RELOAD)["reloadRepositoryLocation"]
+    assert answer["locationOrLoadError"]["__typename"] == "RepositoryLocation", answer
+
+
+def backfill_once_loaded(ui_url: str, tenant_id: str, model: str, within: float = 150) -> str:
+    """`backfill`, launched again while the daemon does not know the model's assets yet (it
+    reloads code locations every 60 s; the UI's reload is the webserver's own)."""
+    deadline = time.monotonic() + within
+    while (status := backfill(ui_url, tenant_id, model)) == "FAILED":
+        assert time.monotonic() < deadline, f"the daemon never took up {model}'s assets"
+        time.sleep(10)
+    return status
+
+
+@pytest.mark.timeout(900)
+def test_a_changed_model_file_marks_its_tenants_stale_and_materialize_changed_rebuilds_them(
+    stack: Stack, api_url: str, ui_url: str, admin_key: str
+) -> None:
+    models_file = Path(stack.env["DEEPLENS_MODELS_FILE"])
+    probe = models_file.parent / "probe" / "model.onnx"
+    first = write_probe(probe, "1")
+    with models_file.open("a") as entries:  # a user's own entry, as the model README shows
+        entries.write(
+            f"""
+[models.{PROBE}]
+path = "probe/model.onnx"
+resample = "bicubic"
+mean = [127.0, 127.0, 127.0]
+std = [128.0, 128.0, 128.0]
+input_node = "input"
+output_node = "embedding"
+dimension = 1280
+"""
+        )
+    reload_code_location(ui_url)
+    tenant = create_tenant(api_url, admin_key, "stale")
+    assert_healed(stack, tenant, upload_all(api_url, tenant, photos(12, 81_000)))
+    add = httpx.post(
+        f"{api_url}/api/v1/admin/tenants/{tenant.tenant_id}/models",
+        headers={"X-Admin-Key": admin_key},
+        json={"model": PROBE},
+        timeout=30,
+    )
+    assert add.status_code == 202, add.text
+    assert backfill_once_loaded(ui_url, tenant.tenant_id, PROBE) == "COMPLETED_SUCCESS"
+    assert staleness(ui_url, PROBE, tenant.tenant_id) == ("FRESH", [])
+
+    second = write_probe(probe, "2")
+    assert second != first
+    reload_code_location(ui_url)
+    status, causes = staleness(ui_url, PROBE, tenant.tenant_id)
+    assert status == "STALE", causes
+    assert any(c["category"] == "CODE" for c in causes), causes
+    [held] = [
+        m for m in models_of(api_url, admin_key, tenant.tenant_id)["models"] if m["model"] == PROBE
+    ]
+    assert (held["modelVersion"], held["registeredVersion"]) == (first, second)
+
+    # "Materialize changed": the stale partitions of the model's assets, rebuilt by a backfill.
+    assert backfill(ui_url, tenant.tenant_id, PROBE) == "COMPLETED_SUCCESS"
+    assert staleness(ui_url, PROBE, tenant.tenant_id) == ("FRESH", [])
+    [held] = [
+        m for m in models_of(api_url, admin_key, tenant.tenant_id)["models"] if m["model"] == PROBE
+    ]
+    assert held["modelVersion"] == second and held["state"] == "ready"
