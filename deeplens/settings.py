@@ -243,6 +243,14 @@ class Settings(BaseSettings):
             "re-driven by the reconciler."
         ),
     )
+    freshness_minutes: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "Uploads should be searchable within this long: a tenant with an image waiting "
+            "longer fails its `uploads_searchable_in_time` check in the Dagster UI."
+        ),
+    )
     run_heartbeat_seconds: float = Field(
         5.0, gt=0, description="How often a run worker says it is alive."
     )

@@ -81,3 +81,14 @@ def read(conn: psycopg.Connection, window_seconds: float) -> PipelineStats:
     row = conn.execute("SELECT count(*) FROM deeplens.run_heartbeats").fetchone()
     stats.runs_in_progress = int(row[0]) if row else 0
     return stats
+
+
+def backlog(conn: psycopg.Connection) -> dict[str, tuple[int, float]]:
+    """Per tenant with any: images accepted and not yet searchable or failed, and the seconds
+    since the oldest of them was uploaded."""
+    rows = conn.execute(
+        "SELECT tenant_id, count(*), extract(epoch FROM now() - min(uploaded_at))::float8"
+        " FROM deeplens.images WHERE status = ANY(%s) GROUP BY tenant_id",
+        (list(WAITING),),
+    ).fetchall()
+    return {r[0]: (int(r[1]), float(r[2])) for r in rows}
