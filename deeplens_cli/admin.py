@@ -1,6 +1,8 @@
-"""Tenant administration over the admin API: `tenants`, `keys`, `retry-failed`, and `reindex`
-(a run of the ingest job without a batch, launched through Dagster's GraphQL as a backfill from
-the UI would: the API knows nothing of Dagster)."""
+"""Tenant administration over the admin API: `tenants`, `keys`, `retry-failed`, `admin models`
+(a tenant's models: list, add, rebuild, serve, retire), and `reindex` (a run of the ingest job
+without a batch, launched through Dagster's GraphQL as a backfill from the UI would: the API
+knows nothing of Dagster; `admin models add` and `admin models rebuild` launch the same run for
+one model)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,14 @@ from deeplens_cli.profile import load
 out = Console(highlight=False)
 tenants_app = typer.Typer(help="Create, list, show and delete tenants (admin key).")
 keys_app = typer.Typer(help="A tenant's API keys: create, list, revoke (admin key).")
+admin_app = typer.Typer(
+    help="Administration of a tenant's models (admin key).", no_args_is_help=True
+)
+models_app = typer.Typer(
+    help="A tenant's models: list, add and build, rebuild, serve, retire (admin key).",
+    no_args_is_help=True,
+)
+admin_app.add_typer(models_app, name="models")
 
 WAITING = ("uploaded", "queued", "processing", "retrying")
 RUN_ENDED = ("SUCCESS", "FAILURE", "CANCELED")
@@ -41,6 +51,7 @@ query ($runId: ID!) {
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON (for scripts).")]
 TenantArg = Annotated[str, typer.Argument(help="The tenant's id.")]
+ModelArg = Annotated[str, typer.Argument(help="A registered model's name (efficientnet_lite2).")]
 
 
 def connect(ctx: typer.Context) -> Client:
@@ -287,12 +298,7 @@ def reindex(
     with connect(ctx) as api:
         before = api.tenant(tenant_id)
         out.print(f"alias {before['collection']} → {before.get('aliasTarget') or '?'} (before)")
-        params = rebuild_params(tenant_id, str(before["model"]))
-        answer = api.graphql(LAUNCH, {"params": params})["launchRun"]
-        if answer["__typename"] != "LaunchRunSuccess":
-            raise ApiError(f"Dagster did not launch the run: {answer}")
-        run_id = str(answer["run"]["runId"])
-        out.print(f"run {run_id}: {api.profile.ui_url}/runs/{run_id}")
+        run_id = _launch(api, tenant_id, str(before["model"]))
         if not wait:
             return
         status = _follow_run(api, run_id, timeout)
@@ -303,6 +309,16 @@ def reindex(
     )
     if status != "SUCCESS":
         raise typer.Exit(1)
+
+
+def _launch(api: Client, tenant_id: str, model: str) -> str:
+    """Launch the rebuild run of the tenant's `model` through Dagster; its run id."""
+    answer = api.graphql(LAUNCH, {"params": rebuild_params(tenant_id, model)})["launchRun"]
+    if answer["__typename"] != "LaunchRunSuccess":
+        raise ApiError(f"Dagster did not launch the run: {answer}")
+    run_id = str(answer["run"]["runId"])
+    out.print(f"run {run_id}: {api.profile.ui_url}/runs/{run_id}")
+    return run_id
 
 
 def _follow_run(api: Client, run_id: str, timeout: float) -> str:
@@ -323,3 +339,193 @@ def _follow_run(api: Client, run_id: str, timeout: float) -> str:
                 return str(run["status"])
             time.sleep(1)
     raise ApiError(f"run {run_id} did not end within {timeout:.0f}s (it goes on in Dagster)")
+
+
+# -- a tenant's models ------------------------------------------------------------------------
+
+WaitOption = Annotated[bool, typer.Option(help="Follow the run until it ends.")]
+STATE_STYLES = {"ready": "green", "pending": "yellow", "rejected": "red", "retired": "dim"}
+
+
+def _models_path(tenant_id: str, model: str | None = None) -> str:
+    path = f"/api/v1/admin/tenants/{tenant_id}/models"
+    return path if model is None else f"{path}/{model}"
+
+
+def _held(body: dict[str, Any], model: str) -> dict[str, Any] | None:
+    """The tenant's hold of `model` in a `TenantModels` answer, if any."""
+    return next((m for m in body["models"] if m["model"] == model), None)
+
+
+def _version(version: str | None) -> str:
+    return version[:12] if version else "not built"
+
+
+def _registered(held: dict[str, Any]) -> Text:
+    """The registered file's version against the one the index was built with: `stale` when the
+    file changed since (the tenant's index wants a rebuild)."""
+    built, registered = held.get("modelVersion"), held.get("registeredVersion")
+    if held["state"] == "retired":
+        return Text("")
+    if registered is None:
+        return Text("no longer registered", style="yellow")
+    if built is None:
+        return Text(registered[:12])
+    if built == registered:
+        return Text("same")
+    return Text(f"{registered[:12]} (stale)", style="yellow")
+
+
+def _check(held: dict[str, Any]) -> str:
+    check = held.get("lastCheck") or {}
+    return str(check.get("description") or "none yet")
+
+
+def models_table(body: dict[str, Any]) -> Table:
+    table = Table(
+        "model",
+        "state",
+        "serving",
+        "version",
+        "registered",
+        "last check",
+        title=f"models of {body['tenantId']} (serving: {body['servingModel']})",
+    )
+    for m in body["models"]:
+        serving = "yes" if m["serving"] else "once verified" if m["serveWhenVerified"] else "no"
+        table.add_row(
+            Text(m["model"]),
+            Text(m["state"], style=STATE_STYLES.get(m["state"], "")),
+            serving,
+            _version(m.get("modelVersion")),
+            _registered(m),
+            Text(_check(m)),
+        )
+    return table
+
+
+@models_app.command("list")
+@reported
+def models_list(ctx: typer.Context, tenant_id: TenantArg, as_json: JsonOption = False) -> None:
+    """The tenant's models: state, which serves search, versions and the last retrieval check."""
+    with connect(ctx) as api:
+        body = api.get(_models_path(tenant_id), admin=True)
+    if as_json:
+        return _print_json(body)
+    out.print(models_table(body))
+
+
+@models_app.command("add")
+@reported
+def models_add(
+    ctx: typer.Context,
+    tenant_id: TenantArg,
+    model: ModelArg,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve", help="Serve search with it once its index passes the check."),
+    ] = False,
+    build: Annotated[
+        bool,
+        typer.Option(
+            help="Launch the rebuild run that builds its index (else `models rebuild` later)."
+        ),
+    ] = True,
+    wait: WaitOption = True,
+    timeout: TimeoutOption = 3600,
+) -> None:
+    """Add a registered model to the tenant and build its index.
+
+    The index is built beside the serving one (a rebuild run of the model's assets, launched
+    through Dagster); its retrieval check decides whether the model becomes ready and, with
+    --serve, serves search."""
+    with connect(ctx) as api:
+        body = api.request(
+            "POST", _models_path(tenant_id), admin=True, json={"model": model, "serve": serve}
+        ).json()
+        held = _held(body, model) or {"state": "pending"}
+        then = (
+            "it serves search once its index passes the retrieval check"
+            if serve
+            else f"search stays on {body['servingModel']}"
+        )
+        out.print(f"model {model} added to {tenant_id} ({held['state']}): {then}")
+        if not build:
+            out.print(f"build its index: deeplens admin models rebuild {tenant_id} {model}")
+            return
+        _build(api, tenant_id, model, wait, timeout)
+
+
+@models_app.command("rebuild")
+@reported
+def models_rebuild(
+    ctx: typer.Context,
+    tenant_id: TenantArg,
+    model: ModelArg,
+    wait: WaitOption = True,
+    timeout: TimeoutOption = 3600,
+) -> None:
+    """Rebuild the tenant's index of one of its models (after a rejection or a model change).
+
+    The new collection is swapped in once its retrieval check passes."""
+    with connect(ctx) as api:
+        held = _held(api.get(_models_path(tenant_id), admin=True), model)
+        if held is None or held["state"] == "retired":
+            raise ApiError(
+                f"tenant {tenant_id} holds no model {model}: "
+                f"add it with `deeplens admin models add {tenant_id} {model}`"
+            )
+        _build(api, tenant_id, model, wait, timeout)
+
+
+def _build(api: Client, tenant_id: str, model: str, wait: bool, timeout: float) -> None:
+    """Launch the rebuild run of the tenant's `model`; with `wait`, follow it and show the
+    tenant's models after it. A run that fails, or whose check rejected the model, is an error."""
+    run_id = _launch(api, tenant_id, model)
+    if not wait:
+        return
+    status = _follow_run(api, run_id, timeout)
+    body = api.get(_models_path(tenant_id), admin=True)
+    out.print(models_table(body))
+    held = _held(body, model) or {"state": "not held", "lastCheck": None}
+    check = held.get("lastCheck") or {}
+    if check.get("passed") is False and check.get("runId") == run_id:
+        kept = " (it keeps its earlier index)" if held["state"] == "ready" else ""
+        raise ApiError(
+            f"run {run_id} {status}: the retrieval check rejected {model} for {tenant_id}{kept}: "
+            f"{_check(held)}"
+        )
+    if status != "SUCCESS":
+        raise ApiError(f"run {run_id} {status}: see {api.profile.ui_url}/runs/{run_id}")
+    if held["state"] != "ready":
+        raise ApiError(f"run {run_id} {status}, but {model} of {tenant_id} is {held['state']}")
+    out.print(f"{model} is ready; {tenant_id} serves search with {body['servingModel']}")
+
+
+@models_app.command("serve")
+@reported
+def models_serve(ctx: typer.Context, tenant_id: TenantArg, model: ModelArg) -> None:
+    """Make one of the tenant's ready models serve search.
+
+    Every API process takes it up within a second; the way back is the same command with the
+    earlier model."""
+    with connect(ctx) as api:
+        before = api.get(_models_path(tenant_id), admin=True)["servingModel"]
+        body = api.request("POST", f"{_models_path(tenant_id, model)}/serve", admin=True).json()
+    out.print(f"{tenant_id} serves search with {body['servingModel']} (before: {before})")
+
+
+@models_app.command("retire")
+@reported
+def models_retire(
+    ctx: typer.Context,
+    tenant_id: TenantArg,
+    model: ModelArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Don't ask.")] = False,
+) -> None:
+    """Retire a model the tenant no longer serves with: its collections and stored vectors go."""
+    if not yes:
+        typer.confirm(f"Retire {model} of {tenant_id} and drop its index?", abort=True)
+    with connect(ctx) as api:
+        body = api.request("DELETE", _models_path(tenant_id, model), admin=True).json()
+    out.print(f"model {model} of {tenant_id} retired; serving model: {body['servingModel']}")

@@ -1,6 +1,6 @@
 """The `deeplens` command: production set-up (`migrate`, `relay`), the client commands over the
-HTTP API (`tenants`, `keys`, `upload`, `search`, `similar`, `reindex`, `retry-failed`,
-`status`) and the local stack (`up`, `down`, `model`).
+HTTP API (`tenants`, `keys`, `admin models`, `upload`, `search`, `similar`, `reindex`,
+`retry-failed`, `status`) and the local stack (`up`, `down`, `model`).
 
 Production and client commands never import the local stack: its commands import it when they
 run (and the client commands only to find a running `deeplens up`).
@@ -51,6 +51,7 @@ app.command()(local.down)
 app.command()(status.status)
 app.add_typer(admin.tenants_app, name="tenants")
 app.add_typer(admin.keys_app, name="keys")
+app.add_typer(admin.admin_app, name="admin")
 app.command()(images.upload)
 app.command()(images.search)
 app.command()(images.similar)

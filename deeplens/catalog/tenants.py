@@ -114,6 +114,12 @@ def list_all(conn: psycopg.Connection) -> list[Tenant]:
         return cur.fetchall()
 
 
+def empty(conn: psycopg.Connection) -> dict[str, str]:
+    """The tenants without an image, with the model each serves."""
+    rows = conn.execute("SELECT tenant_id, model FROM deeplens.tenants WHERE image_count = 0")
+    return {r[0]: r[1] for r in rows.fetchall()}
+
+
 def delete(conn: psycopg.Connection, tenant_id: str) -> bool:
     """Delete the tenant and, by cascade, its images and embeddings: one statement that may
     take a while for a large tenant, so free of the API's statement timeout."""

@@ -46,6 +46,17 @@ def apply(instance: dg.DagsterInstance, requests: Requests) -> None:
         instance.delete_dynamic_partition(TENANTS, key)
 
 
+def record(instance: dg.DagsterInstance, result: dg.SensorResult) -> list[tuple[str, str]]:
+    """What the sensor daemon does with the result's asset events; returns (asset, partition)
+    of each."""
+    out = []
+    for event in result.asset_events or []:
+        assert isinstance(event, dg.AssetMaterialization)
+        instance.report_runless_asset_event(event)
+        out.append((event.asset_key.to_user_string(), str(event.partition)))
+    return out
+
+
 def catalog_tenants(conn: psycopg.Connection) -> list[str]:
     return [t.tenant_id for t in tenants.list_all(conn)]
 
@@ -74,6 +85,19 @@ def test_partitions_are_added_for_new_tenants_and_removed_for_deleted_ones(
         assert requested(first) == {"add": wanted, "delete": [stale]}
         apply(instance, requested(first))
         assert sorted(instance.get_dynamic_partitions(TENANTS)) == wanted
+
+        # Their partitions now exist: the empty tenants' are recorded as materialized, empty.
+        created = tick(instance)
+        assert isinstance(created, dg.SensorResult)
+        assert requested(created) == {"add": [], "delete": []}
+        recorded = record(instance, created)
+        for tenant_id in (tenant.tenant_id, other):
+            assert {a for a, p in recorded if p == tenant_id} == {
+                "images",
+                f"{seed.MODEL}/embeddings",
+                f"{seed.MODEL}/indexed_vectors",
+                f"{seed.MODEL}/serving_index",
+            }
 
         settled = tick(instance)
 
