@@ -417,10 +417,13 @@ def promote(
         for r in catalog.for_tenant(conn, target.tenant_id, ("completed",))
         if r.indexed_at and r.indexed_at >= built_since
     ]
-    late_ready, late_vecs, _ = _ready(conn, target, late, rebuild=True)
-    _write(conn, client, target, candidate, late_ready, late_vecs)
+    if late:
+        late_ready, late_vecs, _ = _ready(conn, target, late, rebuild=True)
+        _write(conn, client, target, candidate, late_ready, late_vecs)
     lap = outcome.lap("swap", started)
-    ready, _, outcome.missing_vectors = _ready(conn, target, rows, rebuild=True)
+    have = stored.having(conn, target.model, target.model_version, [r.image_id for r in rows])
+    ready = [r for r in rows if r.image_id in have]
+    outcome.missing_vectors = [r.image_id for r in rows if r.image_id not in have]
     with conn.transaction():
         ids = [r.image_id for r in ready]
         stored.record_indexed(

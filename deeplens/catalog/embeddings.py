@@ -60,6 +60,33 @@ def load_latest(
     return {r[0]: np.frombuffer(r[1], dtype="<f4") for r in rows}
 
 
+def written_since(
+    conn: psycopg.Connection,
+    tenant_id: str,
+    model: str,
+    model_version: str,
+    since: datetime,
+    limit: int,
+) -> dict[uuid.UUID, np.ndarray]:
+    """The tenant's vectors of this model version stored since `since` (at most `limit`)."""
+    rows = conn.execute(
+        "SELECT e.image_id, e.vector FROM deeplens.embeddings e"
+        " JOIN deeplens.images i USING (image_id)"
+        " WHERE i.tenant_id = %s AND e.model = %s AND e.model_version = %s"
+        " AND e.created_at >= %s LIMIT %s",
+        (tenant_id, model, model_version, since, limit),
+    ).fetchall()
+    return {r[0]: np.frombuffer(r[1], dtype="<f4") for r in rows}
+
+
+def having(
+    conn: psycopg.Connection, model: str, model_version: str, image_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of the images have a stored vector of this model version (without reading it)."""
+    present = set(image_ids) - set(missing(conn, model, model_version, image_ids))
+    return present
+
+
 def missing(
     conn: psycopg.Connection, model: str, model_version: str, image_ids: list[uuid.UUID]
 ) -> list[uuid.UUID]:

@@ -10,7 +10,9 @@
 """
 
 import random
+import time
 import uuid
+from datetime import UTC, datetime
 
 import dagster as dg
 import numpy as np
@@ -19,8 +21,8 @@ from deeplens import quality
 from deeplens.catalog import embeddings as stored
 from deeplens.catalog import images as catalog
 from deeplens.catalog import models as tenant_models
-from deeplens.catalog import retries, tenants
 from deeplens.catalog import runs as run_records
+from deeplens.catalog import tenants
 from deeplens.model.registry import ModelConfigError, ModelSpec, get_model
 from deeplens.quality import RetrievalReport, check_vectors, recall_at_1
 from deeplens_dagster.assets.ingest import ModelAssets
@@ -57,16 +59,21 @@ def _vectors_check(spec: ModelSpec, asset: dg.AssetsDefinition) -> dg.AssetCheck
     ) -> dg.AssetCheckResult:
         """The run's embeddings have the model's dimension, are finite and unit-length.
 
-        It checks what this run is about to index: its batch, or, for a rebuild, the tenant's
-        images (at most 5,000). Blocking: if it fails, `indexed_vectors` does not run, and the
-        run's images are retried rather than indexed."""
+        It checks what this run wrote and is about to index: its batch, or, for a rebuild, the
+        vectors it stored (at most 5,000; a rebuild from stored vectors wrote none). Blocking:
+        if it fails, `indexed_vectors` does not run, and the run's images are retried rather
+        than indexed."""
         tenant_id = context.op_execution_context.partition_key
         run = context.op_execution_context.run
         with catalog_db.connection() as conn:
-            ids = [uuid.UUID(i) for i in batch_of(run)] or retries.owned_by(conn, run.run_id)
-            if not ids:
-                ids = [r.image_id for r in catalog.for_tenant(conn, tenant_id, ("completed",))]
-            found = stored.load(conn, spec.name, spec.version, ids[:SAMPLE])
+            if batch := [uuid.UUID(i) for i in batch_of(run)]:
+                found = stored.load(conn, spec.name, spec.version, batch[:SAMPLE])
+            else:
+                started = context.instance.get_run_stats(run.run_id).start_time or time.time()
+                since = datetime.fromtimestamp(started, UTC)
+                found = stored.written_since(
+                    conn, tenant_id, spec.name, spec.version, since, SAMPLE
+                )
         report = check_vectors(list(found.values()), spec.dimension)
         return dg.AssetCheckResult(
             passed=report.passed,
