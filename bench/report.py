@@ -115,6 +115,19 @@ def bars(results: dict[str, Any]) -> list[Bar]:
             else "skipped",
         ),
         Bar(
+            "Another tenant's search p99 under a flood from one key (limited to 50 reads/s), "
+            "against its quiet p99",
+            "≤ 2",
+            _get(r, "fairness", "p99_ratio"),
+            "x",
+            _at_most(_get(r, "fairness", "p99_ratio"), 2.0),
+            f"p99 {_get(r, 'fairness', 'quiet_ms', 'p99')} -> "
+            f"{_get(r, 'fairness', 'flooded_ms', 'p99')} ms; flood answers "
+            f"{_get(r, 'fairness', 'flood_answers')}"
+            if _get(r, "fairness")
+            else "skipped",
+        ),
+        Bar(
             "Tenant reindex as a UI backfill (with inference), time against the ingest job's",
             "≤ 1.3",
             _get(r, "reindex", "by_backfill", "time_to_ingest_job"),

@@ -20,7 +20,17 @@ from bench.api import System
 from bench.config import BenchConfig
 from bench.context import Context, say
 from bench.monitor import Monitor
-from bench.phases import faults, freshness, ingest, neardup, raw, reindex, scale, search
+from bench.phases import (
+    fairness,
+    faults,
+    freshness,
+    ingest,
+    neardup,
+    raw,
+    reindex,
+    scale,
+    search,
+)
 from bench.workload import Workload
 from deeplens_local.stack.stack import Stack
 
@@ -34,6 +44,7 @@ PHASES: list[tuple[str, Phase]] = [
     ("scale", scale.run),
     ("search", search.run),
     ("neardup", neardup.run),
+    ("fairness", fairness.run),
     ("reindex", reindex.run),
     ("faults", faults.run),
 ]

@@ -9,10 +9,11 @@ import time
 import httpx
 import pytest
 
+from bench.flood import flooding
 from deeplens_local.stack.stack import Stack
 from tests.api.stack_helpers import create_tenant
 from tests.faults.harness import photos, upload_all, wait_all_ended
-from tests.security.front_door import flooding, p99, set_limits, timed_searches
+from tests.security.front_door import p99, set_limits, timed_searches
 
 FLOOD_THREADS = 16
 FLOOD_SECONDS = 15.0
@@ -47,9 +48,10 @@ def test_a_flood_from_one_key_gets_429_while_another_tenant_searches_as_before(
     admitted = sent - answers.get(429, 0)
     assert answers.get(429, 0) > 0, answers
     assert admitted <= RATE * FLOOD_SECONDS * 1.2 + RATE, f"held to its rate: {answers}"
-    # The median is not moved by the flood. The design's bar for the p99 is twice the quiet
-    # p99; on this 2-core machine, shared with the flooding client, it is not met (measured
-    # 1.9x to 3.1x), so the p99 check guards the level reached against getting worse.
+    # The median is not moved by the flood. The design's bar for the p99, twice the quiet p99,
+    # is measured by the bench on a quiet machine (`bench/phases/fairness.py`; this test alone
+    # on a quiet machine: 1.1x to 1.4x); inside the whole suite, with other tests' stacks and
+    # runs about, the p99 check guards against a regression.
     assert statistics.median(flooded) <= 2 * statistics.median(quiet), (quiet, flooded)
     assert p99(flooded) <= 5 * p99(quiet), (p99(quiet), p99(flooded))
 
