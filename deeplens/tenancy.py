@@ -251,8 +251,18 @@ def add_model(stores: TenantStores, tenant: Tenant, spec: ModelSpec, serve: bool
 def serve_model(stores: TenantStores, tenant: Tenant, model: str) -> TenantModel:
     """Make one of the tenant's ready models the one that serves search (one update, taken up
     by every API process within a second)."""
-    with stores.db.connection() as conn, conn.transaction():
+    with stores.db.connection() as conn:
         held = tenant_models.get(conn, tenant.tenant_id, model)
+        searchable = images.count_by_status(conn, tenant.tenant_id).get("completed", 0)
+    if held is not None and held.state == tenant_models.READY and not held.serving:
+        # A batch that failed for this model alone left its searchable images out of its index.
+        points = vectors.count(stores.qdrant, held.alias)
+        if points < searchable:
+            raise ModelConflict(
+                f"model {model!r} of tenant {tenant.tenant_id!r} holds {points} vectors for "
+                f"{searchable} searchable images; rebuild it before it serves"
+            )
+    with stores.db.connection() as conn, conn.transaction():
         if held is None or not tenant_models.serve(conn, tenant.tenant_id, model):
             state = held.state if held is not None else "not held"
             raise ModelConflict(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import httpx
 import onnx
 import pytest
 
+from deeplens import clients, vectors
 from deeplens.model.registry import DEFAULT_MODEL, get_model
 from deeplens_cli.admin import rebuild_assets
 from deeplens_local import synthetic
@@ -177,6 +179,18 @@ def test_a_tenant_migrates_to_a_second_model_by_backfill_while_searching(
         timeout=30,
     )
     assert named.status_code == 200 and named.json()["model"] == SECOND, named.text
+
+    # A ready model whose index lacks searchable images (a batch failed for it alone) does not
+    # serve until rebuilt.
+    qdrant = clients.qdrant(stack.child_settings())
+    second_alias = f"tenant_{tenant.tenant_id}_{SECOND}_vectors"
+    vectors.delete_points(qdrant, [second_alias], [uuid.UUID(accepted[1])])
+    incomplete = httpx.post(
+        f"{api_url}/api/v1/admin/tenants/{tenant.tenant_id}/models/{SECOND}/serve",
+        headers={"X-Admin-Key": admin_key},
+        timeout=30,
+    )
+    assert incomplete.status_code == 409 and "rebuild it" in incomplete.text, incomplete.text
 
     # A bad model fails the retrieval check: it is rejected and search stays where it was.
     add_model(api_url, admin_key, tenant.tenant_id, projection.NAME)
