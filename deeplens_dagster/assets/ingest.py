@@ -46,6 +46,10 @@ def _tenant(context: dg.AssetExecutionContext, catalog_db: CatalogResource) -> t
     return tenant
 
 
+def asset_key(model: str, name: str) -> dg.AssetKey:
+    return dg.AssetKey([model, name])
+
+
 def _sample(ids: list[str], n: int = 5) -> dg.MetadataValue:
     return dg.MetadataValue.json(ids[:n])
 
@@ -69,17 +73,25 @@ def images(
     A sensor run names its batch (image ids read from `deeplens.images.uploaded`, with the Kafka
     offsets in the run's tags); a run without a batch (a backfill) takes every image of the
     tenant. Images already searchable are skipped; the rest move to `processing`, as this run's
-    own (a failed run retries exactly these). An image whose bytes are missing fails alone; a
-    blob store that can't be reached fails the run, whose images are then retried.
+    own (a failed run retries exactly these). A rebuild that does not swap the serving model's
+    index (the build of another model) takes none up: they stay with the sensor's runs. An
+    image whose bytes are missing fails alone; a blob store that can't be reached fails the
+    run, whose images are then retried.
     """
     tenant = _tenant(context, catalog_db)
     store = blobs.store
     if not store.available():
         raise pipeline.BlobStoreUnavailable(f"the blob store at {store.location} is unavailable")
+    selected = context.run.asset_selection
+    completes = (
+        bool(config.image_ids)
+        or selected is None
+        or (asset_key(tenant.model, "serving_index") in selected)
+    )
     with catalog_db.connection() as conn:
         rows = pipeline.select(conn, tenant.tenant_id, config.image_ids)
         tracing.correlate([r.correlation_id for r in rows])
-        todo = [r.image_id for r in rows if r.status != "completed"]
+        todo = [r.image_id for r in rows if r.status != "completed"] if completes else []
         catalog.mark_processing(conn, todo, run_id=context.run.run_id)
         gone = store.missing([r.blob_key for r in rows])
         missing = {r.image_id: pipeline.MISSING_BLOB for r in rows if r.blob_key in gone}
@@ -113,10 +125,6 @@ class ModelAssets:
     @property
     def all(self) -> list[dg.AssetsDefinition]:
         return [self.embeddings, self.indexed_vectors, self.serving_index]
-
-
-def asset_key(model: str, name: str) -> dg.AssetKey:
-    return dg.AssetKey([model, name])
 
 
 def _held(

@@ -10,6 +10,8 @@ import pytest
 
 from deeplens import events, vectors
 from deeplens.model.registry import get_model
+from deeplens_dagster.assets.ingest import images
+from deeplens_dagster.assets.registry import MODELS
 from deeplens_dagster.resources import CatalogResource
 from deeplens_dagster.sensors import reconciler as reconciling
 from deeplens_dagster.sensors.reconciler import reconciler
@@ -245,3 +247,21 @@ def retired(tenancy: Tenancy) -> dict[str, str]:
         (tenancy.tenant_id,),
     ).fetchall()
     return {r[0]: r[1] for r in rows}
+
+
+def test_a_model_the_tenant_does_not_hold_builds_nothing_and_takes_up_no_upload(
+    tenancy: Tenancy,
+) -> None:
+    """A backfill of another model's assets (with `images`) for a tenant that does not hold
+    it: those steps do nothing (no materialization), and the tenant's waiting upload stays for
+    its sensor run, since this run would not make it searchable."""
+    [image_id] = tenancy.upload_photos(401)
+    other = MODELS["efficientnet_lite2"]
+
+    result = tenancy.run(assets=(images, *other.all))
+
+    assert result.success
+    assert metadata(result, "images")["to_process"] == 0
+    for asset in other.all:
+        assert result.asset_materializations_for_node(asset.op.name) == []
+    assert tenancy.statuses()[image_id][0] == "uploaded"
