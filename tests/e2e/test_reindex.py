@@ -10,8 +10,8 @@ import time
 import httpx
 import pytest
 
-from bench.phases.reindex import rebuild_params
 from deeplens import clients, vectors
+from deeplens_cli.admin import rebuild_params
 from deeplens_local.stack.stack import Stack
 from tests.api.stack_helpers import create_tenant
 from tests.e2e.helpers import graphql
@@ -28,9 +28,9 @@ mutation ($params: ExecutionParams!) {
 RUN = "query ($runId: ID!) { runOrError(runId: $runId) { ... on Run { status } } }"
 
 
-def reindex(ui_url: str, tenant_id: str) -> str:
-    """Launch the ingest job for the tenant's partition with no batch: a rebuild."""
-    answer = graphql(ui_url, LAUNCH, {"params": rebuild_params(tenant_id)})["launchRun"]
+def reindex(ui_url: str, tenant_id: str, model: str) -> str:
+    """Launch the ingest job for the tenant's partition and model with no batch: a rebuild."""
+    answer = graphql(ui_url, LAUNCH, {"params": rebuild_params(tenant_id, model)})["launchRun"]
     assert answer["__typename"] == "LaunchRunSuccess", answer
     return str(answer["run"]["runId"])
 
@@ -62,7 +62,7 @@ def test_a_reindex_during_uploads_keeps_every_image_and_can_be_rolled_back(
     )
     uploader.start()
     time.sleep(1.0)
-    run_id = reindex(ui_url, tenant.tenant_id)
+    run_id = reindex(ui_url, tenant.tenant_id, str(tenant.body["model"]))
     assert wait_run(ui_url, run_id) == "SUCCESS"
     uploader.join()
     assert_healed(stack, tenant, first + more)
