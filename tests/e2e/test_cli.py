@@ -157,3 +157,29 @@ def test_status_from_any_directory_finds_the_running_stack(
     for component in ("deeplens up", "search API", "postgres", "qdrant", "Dagster", "daemon"):
         assert component in result.stdout, result.stdout
     assert "api_url deeplens up" in result.stdout
+
+
+@pytest.mark.timeout(600)
+def test_admin_models_add_builds_checks_serves_and_goes_back(cli: Cli, tmp_path: Path) -> None:
+    tenant_id = unique_id("cli-models")
+    created = json.loads(cli("tenants", "create", tenant_id, "--json").stdout)
+    key, first = created["apiKey"], created["model"]
+    folder = tmp_path / "photos"
+    write_photos(folder, 12, 82_000)
+    cli("upload", str(folder), "--wait", api_key=key)
+
+    added = cli("admin", "models", "add", tenant_id, "efficientnet_lite2", "--serve").stdout
+    assert "/runs/" in added, added
+    listed = json.loads(cli("admin", "models", "list", tenant_id, "--json").stdout)
+    assert listed["servingModel"] == "efficientnet_lite2", listed
+    assert "stale" not in cli("admin", "models", "list", tenant_id).stdout
+    cli("admin", "models", "add", tenant_id, "efficientnet_lite2", code=1)  # 409, said
+
+    cli("admin", "models", "serve", tenant_id, first)
+    cli("admin", "models", "retire", tenant_id, "efficientnet_lite2", "--yes")
+    final = json.loads(cli("admin", "models", "list", tenant_id, "--json").stdout)
+    assert final["servingModel"] == first
+    assert {m["model"]: m["state"] for m in final["models"]} == {
+        first: "ready",
+        "efficientnet_lite2": "retired",
+    }
