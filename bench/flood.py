@@ -1,11 +1,13 @@
-"""A flood of requests from one key, made by another process as a remote client would: used by
-the bench's fairness phase and by tests/security."""
+"""A flood of requests from one key, made by another process as a remote client would, and the
+timed searches of another tenant meanwhile: used by the bench's fairness phase and by
+tests/security."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
 import os
+import random
 import threading
 import time
 import uuid
@@ -52,3 +54,19 @@ def flooding(
     future = pool.submit(flood, api_url, headers, threads, seconds)
     pool.shutdown(wait=False)
     return future
+
+
+def timed_searches(
+    client: httpx.Client, headers: dict[str, str], image_id: str, n: int
+) -> list[float]:
+    """Milliseconds of `n` searches by a stored image (each answered 200), each asking a
+    different page so that none is answered from the cache."""
+    took = []
+    base = random.randrange(9_000)  # another run's pages are other pages
+    for i in range(n):
+        page = {"topK": 1 + i % 100, "offset": base + i // 100}
+        started = time.perf_counter()
+        response = client.get(f"/api/v1/images/{image_id}/similar", params=page, headers=headers)
+        took.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    return took

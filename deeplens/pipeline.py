@@ -340,13 +340,7 @@ def index_batch(
     ready = _write(conn, client, target, target.alias, ready, vecs)
     outcome.indexed = len(ready)
     lap = outcome.lap("upsert", lap)
-    with conn.transaction():
-        ids = [r.image_id for r in ready]
-        stored.record_indexed(
-            conn, target.model, target.model_version, ids, target.run_id, collection
-        )
-        if complete:
-            outcome.completed = _complete(conn, target, collection, ready)
+    outcome.completed = _indexed(conn, target, collection, ready, complete)
     outcome.lap("complete", lap)
     outcome.seconds = time.perf_counter() - started
     return outcome
@@ -424,17 +418,29 @@ def promote(
     have = stored.having(conn, target.model, target.model_version, [r.image_id for r in rows])
     ready = [r for r in rows if r.image_id in have]
     outcome.missing_vectors = [r.image_id for r in rows if r.image_id not in have]
-    with conn.transaction():
-        ids = [r.image_id for r in ready]
-        stored.record_indexed(
-            conn, target.model, target.model_version, ids, target.run_id, candidate
-        )
-        if complete:
-            outcome.completed = _complete(conn, target, candidate, ready)
+    outcome.completed = _indexed(conn, target, candidate, ready, complete)
     outcome.indexed = len(ready)
     outcome.lap("complete", lap)
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _indexed(
+    conn: psycopg.Connection,
+    target: Target,
+    collection: str,
+    ready: list[Image],
+    complete: bool,
+) -> int:
+    """Record the rows' lineage (this run put their vectors in `collection`) and, for the
+    serving model (`complete`), mark them `completed` with their events, in one transaction;
+    returns how many became completed."""
+    with conn.transaction():
+        ids = [r.image_id for r in ready]
+        stored.record_indexed(
+            conn, target.model, target.model_version, ids, target.run_id, collection
+        )
+        return _complete(conn, target, collection, ready) if complete else 0
 
 
 def _complete(conn: psycopg.Connection, target: Target, collection: str, ready: list[Image]) -> int:

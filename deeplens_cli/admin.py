@@ -82,6 +82,35 @@ def rebuild_params(tenant_id: str, model: str) -> dict[str, Any]:
     }
 
 
+def backfill_params(tenant_id: str, model: str) -> dict[str, Any]:
+    """`launchPartitionBackfill` parameters of the same rebuild as the UI sends them: an asset
+    backfill of the model's assets for the tenant's partition, through the backfill daemon."""
+    return {
+        "assetSelection": rebuild_assets(model),
+        "partitionNames": [tenant_id],
+        "fromFailure": False,
+        "tags": [],
+    }
+
+
+LAUNCH_BACKFILL = """
+mutation ($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}
+"""
+BACKFILL = """
+query ($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    ... on PartitionBackfill { status endTimestamp runs(limit: 5) { runId } }
+  }
+}
+"""
+
+
 def waiting(by_status: dict[str, int]) -> int:
     return sum(by_status.get(s, 0) for s in WAITING)
 

@@ -8,34 +8,15 @@ phase's."""
 
 from __future__ import annotations
 
-import random
 import time
 from typing import Any
 
-import httpx
-
 from bench import stats
 from bench.context import Context, say
-from bench.flood import flooding
+from bench.flood import flooding, timed_searches
 
 THREADS = 16
 RATE = 50  # the flooder's reads per second
-
-
-def _searches(client: httpx.Client, ctx: Context, image_id: str, n: int) -> list[float]:
-    tenant = ctx.bulk_tenant
-    assert tenant is not None
-    took = []
-    base = random.randrange(9_000)  # another run's pages are other pages
-    for i in range(n):
-        page = {"topK": 1 + i % 100, "offset": base + i // 100}
-        started = time.perf_counter()
-        response = client.get(
-            f"/api/v1/images/{image_id}/similar", params=page, headers=tenant.headers
-        )
-        took.append((time.perf_counter() - started) * 1000)
-        response.raise_for_status()
-    return took
 
 
 def run(ctx: Context) -> dict[str, Any]:
@@ -45,11 +26,12 @@ def run(ctx: Context) -> dict[str, Any]:
     seconds = 4.0 if ctx.config.smoke else 15.0
     flooder = ctx.system.create_tenant("flood", limits={"readsPerSecond": RATE})
     with ctx.system.client() as client:
-        _searches(client, ctx, image_id, 20)  # warm: connections, caches
-        quiet = _searches(client, ctx, image_id, searches)
+        headers = ctx.bulk_tenant.headers
+        timed_searches(client, headers, image_id, 20)  # warm: connections, caches
+        quiet = timed_searches(client, headers, image_id, searches)
         answers = flooding(ctx.system.api_url, flooder.headers, THREADS, seconds)
         time.sleep(1 if ctx.config.smoke else 3)  # the flooder's process is up and flooding
-        flooded = _searches(client, ctx, image_id, searches)
+        flooded = timed_searches(client, headers, image_id, searches)
         by_status = answers.result(timeout=seconds + 60)
     q, f = stats.summary(quiet), stats.summary(flooded)
     sent = sum(by_status.values())

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from bench.context import Context, say
-from deeplens_cli.admin import rebuild_assets, rebuild_params
+from deeplens_cli.admin import BACKFILL, LAUNCH_BACKFILL, backfill_params, rebuild_params
 
 LAUNCH = """
 mutation ($params: ExecutionParams!) {
@@ -112,34 +112,11 @@ def _forget_embeddings(ctx: Context, tenant_id: str) -> int:
         )
 
 
-LAUNCH_BACKFILL = """
-mutation ($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}
-"""
-BACKFILL = """
-query ($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    ... on PartitionBackfill { status endTimestamp runs(limit: 5) { runId } }
-  }
-}
-"""
-
-
 def _rebuild_by_backfill(ctx: Context, tenant_id: str, images: int) -> dict[str, Any]:
     """The rebuild as the UI launches it: an asset backfill of the serving model's assets for
     the tenant's partition, timed from the launch to its run's end (the swap)."""
     assert ctx.bulk_tenant is not None
-    params = {
-        "assetSelection": rebuild_assets(ctx.bulk_tenant.model),
-        "partitionNames": [tenant_id],
-        "fromFailure": False,
-        "tags": [],
-    }
+    params = backfill_params(tenant_id, ctx.bulk_tenant.model)
     launched_at = time.time()
     answer = ctx.system.graphql(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
     if answer["__typename"] != "LaunchBackfillSuccess":

@@ -45,6 +45,19 @@ def _info(held: TenantModel, registered: dict[str, str]) -> TenantModelInfo:
     )
 
 
+def _answer(db: DbDep, tenant_id: str, model: str = "{model}") -> TenantModels:
+    """The tenant's models as they are now (the serving one is read with them)."""
+    with db.connection() as conn:
+        held = tenant_models.of_tenant(conn, tenant_id)
+    registered = _registered()
+    return TenantModels(
+        tenant_id=tenant_id,
+        serving_model=next((m.model for m in held if m.serving), ""),
+        models=[_info(m, registered) for m in held],
+        rebuild=REBUILD.format(model=model, tenant=tenant_id),
+    )
+
+
 def _registered() -> dict[str, str]:
     return {name: spec.version for name, spec in list_models().items() if spec.path.exists()}
 
@@ -52,15 +65,7 @@ def _registered() -> dict[str, str]:
 @router.get("/{tenant_id}/models", response_model=TenantModels)
 def list_tenant_models(tenant: TenantDep, db: DbDep) -> TenantModels:
     """The tenant's models: which serves search, each one's state, versions and last check."""
-    with db.connection() as conn:
-        held = tenant_models.of_tenant(conn, tenant.tenant_id)
-    registered = _registered()
-    return TenantModels(
-        tenant_id=tenant.tenant_id,
-        serving_model=tenant.model,
-        models=[_info(m, registered) for m in held],
-        rebuild=REBUILD.format(model="{model}", tenant=tenant.tenant_id),
-    )
+    return _answer(db, tenant.tenant_id)
 
 
 @router.post(
@@ -89,9 +94,7 @@ def add_tenant_model(
     audit.record(
         "tenant.model.add", request, tenant=tenant.tenant_id, model=spec.name, serve=body.serve
     )
-    answer = list_tenant_models(tenant, stores.db)
-    answer.rebuild = REBUILD.format(model=spec.name, tenant=tenant.tenant_id)
-    return answer
+    return _answer(stores.db, tenant.tenant_id, spec.name)
 
 
 @router.post(
@@ -112,15 +115,7 @@ def serve_tenant_model(
     audit.record(
         "tenant.model.serve", request, tenant=tenant.tenant_id, model=model, previous=previous
     )
-    with stores.db.connection() as conn:
-        held = tenant_models.of_tenant(conn, tenant.tenant_id)
-    registered = _registered()
-    return TenantModels(
-        tenant_id=tenant.tenant_id,
-        serving_model=model,
-        models=[_info(m, registered) for m in held],
-        rebuild=REBUILD.format(model="{model}", tenant=tenant.tenant_id),
-    )
+    return _answer(stores.db, tenant.tenant_id)
 
 
 @router.delete(
@@ -145,4 +140,4 @@ def retire_tenant_model(
     audit.record(
         "tenant.model.retire", request, tenant=tenant.tenant_id, model=model, collections=dropped
     )
-    return list_tenant_models(tenant, stores.db)
+    return _answer(stores.db, tenant.tenant_id)

@@ -19,7 +19,7 @@ import pytest
 
 from deeplens import clients, vectors
 from deeplens.model.registry import DEFAULT_MODEL, get_model
-from deeplens_cli.admin import rebuild_assets
+from deeplens_cli.admin import BACKFILL, LAUNCH_BACKFILL, backfill_params
 from deeplens_local import synthetic
 from deeplens_local.model import projection
 from deeplens_local.stack.stack import Stack
@@ -30,31 +30,11 @@ from tests.faults.harness import assert_healed, photos, upload_all
 SECOND = "efficientnet_lite2"
 PROBE = "stale_probe"
 
-LAUNCH_BACKFILL = """
-mutation ($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}
-"""
-BACKFILL = """
-query ($id: String!) {
-  partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } }
-}
-"""
-
 
 def backfill(ui_url: str, tenant_id: str, model: str, timeout: float = 400) -> str:
     """An asset backfill of the model's assets for the tenant's partition, as the UI launches
     it; returns its end status."""
-    params = {
-        "assetSelection": rebuild_assets(model),
-        "partitionNames": [tenant_id],
-        "fromFailure": False,
-        "tags": [],
-    }
+    params = backfill_params(tenant_id, model)
     answer = graphql(ui_url, LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
     assert answer["__typename"] == "LaunchBackfillSuccess", answer
     deadline = time.monotonic() + timeout

@@ -9,11 +9,11 @@ import time
 import httpx
 import pytest
 
-from bench.flood import flooding
+from bench.flood import flooding, timed_searches
 from deeplens_local.stack.stack import Stack
 from tests.api.stack_helpers import create_tenant
 from tests.faults.harness import photos, upload_all, wait_all_ended
-from tests.security.front_door import p99, set_limits, timed_searches
+from tests.security.front_door import p99, set_limits
 
 FLOOD_THREADS = 16
 FLOOD_SECONDS = 15.0
@@ -32,11 +32,11 @@ def test_a_flood_from_one_key_gets_429_while_another_tenant_searches_as_before(
     wait_all_ended(stack, victim.tenant_id, len(ids), timeout=120)
 
     with httpx.Client(base_url=api_url, timeout=30) as client:
-        timed_searches(client, victim, ids[0], 20)  # warm: connections, caches
-        quiet = timed_searches(client, victim, ids[0], SEARCHES)
+        timed_searches(client, victim.headers, ids[0], 20)  # warm: connections, caches
+        quiet = timed_searches(client, victim.headers, ids[0], SEARCHES)
         flooder_answers = flooding(api_url, flooder.headers, FLOOD_THREADS, FLOOD_SECONDS)
         time.sleep(3)  # the flooder's process is started and flooding
-        flooded = timed_searches(client, victim, ids[0], SEARCHES)
+        flooded = timed_searches(client, victim.headers, ids[0], SEARCHES)
         answers = flooder_answers.result(timeout=FLOOD_SECONDS + 60)
 
     sent = sum(answers.values())
